@@ -1,0 +1,67 @@
+"""NSFW score: the highest NudeNet confidence among the classes that mean exposed intimate parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from likeness.analyze.plugins import register
+from likeness.analyze.types import Analysis
+from likeness.media import Media
+from likeness.settings import NsfwSettings, Settings
+
+_EXPLICIT = frozenset(
+    {
+        "FEMALE_BREAST_EXPOSED",
+        "FEMALE_GENITALIA_EXPOSED",
+        "MALE_GENITALIA_EXPOSED",
+        "ANUS_EXPOSED",
+        "BUTTOCKS_EXPOSED",
+    }
+)
+
+
+class NsfwScorer(Protocol):
+    name: str
+
+    def score(self, pixels: np.ndarray) -> float: ...
+
+
+class NudeNetScorer:
+    name = "nudenet"
+
+    def __init__(self) -> None:
+        from nudenet import NudeDetector
+
+        self._detector = NudeDetector()
+
+    def score(self, pixels: np.ndarray) -> float:
+        # NudeNet converts RGBA->BGR itself and then swaps back to RGB for the network.
+        rgba = np.dstack([pixels, np.full(pixels.shape[:2], 255, np.uint8)])
+        detections = self._detector.detect(rgba)
+        return max((float(d["score"]) for d in detections if d["class"] in _EXPLICIT), default=0.0)
+
+
+_SCORERS: dict[str, Callable[[], NsfwScorer]] = {"nudenet": NudeNetScorer}
+
+
+class NsfwAnalyzer:
+    name = "nsfw"
+
+    def __init__(self, settings: NsfwSettings) -> None:
+        if settings.engine not in _SCORERS:
+            raise ValueError(f"unknown NSFW engine {settings.engine!r}; available: {sorted(_SCORERS)}")
+        self._scorer = _SCORERS[settings.engine]()
+        self._only_with_faces = settings.only_with_faces
+
+    def __call__(self, media: Media, result: Analysis) -> None:
+        if self._only_with_faces and not result.faces:
+            return
+        result.nsfw = round(self._scorer.score(media.pixels), 4)
+
+
+@register("nsfw")
+def _nsfw(settings: Settings) -> NsfwAnalyzer:
+    return NsfwAnalyzer(settings.nsfw)

@@ -1,0 +1,33 @@
+"""What analysis produces. Plain data, picklable, so it crosses the process-pool boundary cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in original-image pixels
+    landmarks: tuple[tuple[int, int], ...]
+    det_score: float
+    quality: float
+    embedding: np.ndarray  # L2-normalised float32
+    engine: str
+    model: str
+
+
+@dataclass
+class Analysis:
+    width: int
+    height: int
+    format: str
+    frame_count: int = 1
+    pdq: bytes | None = None
+    pdq_quality: int | None = None
+    faces: list[Face] = field(default_factory=list)
+    nsfw: float | None = None
+    provenance: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None  # set by a pre-filter; later analysers then do nothing
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,92 @@
+"""A self-contained HTML report: for each match the reference face beside the face found, score, tier, source.
+
+Found crops are cut from the source at report time (we keep embeddings, not pictures); ``read`` is the
+caller's way of getting a location's bytes, so this module does no I/O policy of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from likeness.cases.review import MatchRow, list_matches
+from likeness.errors import LikenessError
+from likeness.media import decode
+from likeness.settings import Settings
+from likeness.store.crypto import Box
+from likeness.store.models import SubjectReference
+
+Reader = Callable[[str], bytes]
+_env = Environment(loader=PackageLoader("likeness.cases"), autoescape=select_autoescape())
+
+
+def render(session: Session, box: Box, settings: Settings, read: Reader,
+           status: str | None = None) -> tuple[str, int]:
+    """The report's HTML and how many matches it shows."""
+    rows = list_matches(session, box, status)
+    references: dict[int, str | None] = {}
+    items = []
+    for row in rows:
+        if row.subject_id is not None and row.subject_id not in references:
+            references[row.subject_id] = _reference_crop(session, box, row.subject_id)
+        found, note = _found_crop(row, settings, read)
+        items.append({"row": row, "reference": references.get(row.subject_id) if row.subject_id else None,
+                      "found": found, "note": note})
+    html = _env.get_template("report.html").render(
+        items=items, generated=datetime.now(UTC).isoformat(timespec="seconds"), total=len(rows))
+    return html, len(rows)
+
+
+def write(path: Path, html: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _reference_crop(session: Session, box: Box, subject_id: int) -> str | None:
+    crop = session.scalar(
+        select(SubjectReference.crop_enc)
+        .where(SubjectReference.subject_id == subject_id, SubjectReference.crop_enc.is_not(None),
+               ~SubjectReference.is_outlier)
+        .order_by(SubjectReference.quality.desc()).limit(1)
+    )
+    return _data_uri(box.open(crop)) if crop else None
+
+
+def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | None, str]:
+    try:
+        media = decode(read(row.location), settings.media)
+    except (LikenessError, OSError) as exc:
+        return None, f"source not available now: {exc}"
+    pixels = media.pixels
+    if row.face_box:
+        pixels = _crop(pixels, row.face_box, media.scale)
+    return _data_uri(_jpeg(pixels, 200)), ""
+
+
+def _crop(pixels: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> np.ndarray:
+    x, y, w, h = (round(v * scale) for v in face_box)
+    pad = round(0.35 * max(w, h))
+    top, left = max(0, y - pad), max(0, x - pad)
+    return pixels[top : y + h + pad, left : x + w + pad]
+
+
+def _jpeg(pixels: np.ndarray, side: int) -> bytes:
+    img = Image.fromarray(pixels)
+    img.thumbnail((side, side))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _data_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()

@@ -1,0 +1,85 @@
+"""Review states. new -> confirmed | rejected; every change is audited in the same transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from likeness.errors import LikenessError, NotFound
+from likeness.store import audit
+from likeness.store.crypto import Box
+from likeness.store.models import Face, Match, Media, ProtectedHash, Sighting, Subject
+
+STATUSES = ("new", "confirmed", "rejected")
+
+
+@dataclass(frozen=True)
+class MatchRow:
+    id: int
+    kind: str
+    target: str  # subject name or bank name
+    subject_id: int | None
+    location: str
+    score: float
+    tier: str
+    status: str
+    media_id: int
+    sha256: str
+    face_box: tuple[int, int, int, int] | None
+    nsfw: float | None
+    provenance: dict[str, str]
+    created_at: datetime
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id, "kind": self.kind, "subject_id": self.subject_id,
+            "subject" if self.kind == "face" else "bank": self.target, "location": self.location,
+            "score": round(self.score, 4), "tier": self.tier, "status": self.status, "media_id": self.media_id,
+            "sha256": self.sha256, "face_box": list(self.face_box) if self.face_box else None,
+            "nsfw": self.nsfw, "ai_generator": self.provenance.get("generator"),
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def list_matches(session: Session, box: Box, status: str | None = None) -> list[MatchRow]:
+    first_seen = (select(Sighting.media_id, func.min(Sighting.location).label("location"))
+                  .group_by(Sighting.media_id).subquery())
+    query = (
+        select(Match, Media.sha256, Media.nsfw, Media.provenance, first_seen.c.location, Subject.name_enc,
+               ProtectedHash.bank, Face.x, Face.y, Face.w, Face.h)
+        .join(Media, Media.id == Match.media_id)
+        .join(first_seen, first_seen.c.media_id == Match.media_id)
+        .outerjoin(Subject, Subject.id == Match.subject_id)
+        .outerjoin(ProtectedHash, ProtectedHash.id == Match.hash_id)
+        .outerjoin(Face, Face.id == Match.face_id)
+        .order_by(Match.id)
+    )
+    if status:
+        _check_status(status)
+        query = query.where(Match.status == status)
+    rows = []
+    for m, sha, nsfw, prov, loc, name_enc, bank, x, y, w, h in session.execute(query):
+        target = box.open_text(name_enc) if name_enc is not None else bank
+        face_box = (x, y, w, h) if x is not None else None
+        rows.append(MatchRow(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha,
+                             face_box, nsfw, prov or {}, m.created_at))
+    return rows
+
+
+def set_status(session: Session, match_id: int, status: str, actor: str = "cli") -> None:
+    _check_status(status)
+    match = session.get(Match, match_id)
+    if match is None:
+        raise NotFound(f"no match {match_id}")
+    if match.status == status:
+        return
+    previous, match.status, match.updated_at = match.status, status, func.now()
+    audit.record(session, f"match.{status}", "match", match_id, {"from": previous}, actor=actor)
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise LikenessError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")

@@ -1,0 +1,77 @@
+"""Idempotent ingest: the same bytes are one media row and their faces are stored once, whatever retries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from likeness.analyze import Analysis
+from likeness.errors import LikenessError
+from likeness.store.models import Face, Media, Sighting
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    id: int
+    face_idx: int
+
+
+@dataclass
+class Ingested:
+    media_id: int
+    created: bool
+    faces: list[StoredFace] = field(default_factory=list)
+
+
+def known(session: Session, digests: list[str]) -> dict[str, int]:
+    """Which of these SHA-256 digests are catalogued already (analysed or failed)."""
+    if not digests:
+        return {}
+    rows = session.execute(select(Media.sha256, Media.id).where(Media.sha256.in_(digests)))
+    return {digest: media_id for digest, media_id in rows}
+
+
+def sight(session: Session, media_id: int, location: str) -> None:
+    stmt = insert(Sighting).values(media_id=media_id, location=location)
+    session.execute(stmt.on_conflict_do_update(constraint="sightings_media_id_location_key",
+                                               set_={"last_seen": stmt.excluded.last_seen}))
+
+
+def ingest(session: Session, digest: str, location: str, outcome: Analysis | LikenessError) -> Ingested:
+    """Store one analysed (or failed) media with its faces and sighting, inside the caller's transaction."""
+    media_id = session.scalar(
+        insert(Media).values(sha256=digest, **_media_values(outcome)).on_conflict_do_nothing().returning(Media.id)
+    )
+    if media_id is None:  # another worker stored these bytes first: only the sighting is new
+        existing = known(session, [digest])[digest]
+        sight(session, existing, location)
+        return Ingested(existing, created=False)
+    sight(session, media_id, location)
+    result = Ingested(media_id, created=True)
+    if isinstance(outcome, Analysis):
+        for idx, face in enumerate(outcome.faces):
+            row = Face(media_id=media_id, idx=idx, x=face.box[0], y=face.box[1], w=face.box[2], h=face.box[3],
+                       landmarks=[list(p) for p in face.landmarks], det_score=face.det_score,
+                       quality=face.quality, embedding=face.embedding, engine=face.engine, model=face.model)
+            session.add(row)
+            session.flush()
+            result.faces.append(StoredFace(row.id, idx))
+    return result
+
+
+def _media_values(outcome: Analysis | LikenessError) -> dict[str, object]:
+    if isinstance(outcome, LikenessError):
+        return {"status": "failed", "error_kind": outcome.kind, "error_message": str(outcome)}
+    return {
+        "status": "analyzed", "format": outcome.format, "width": outcome.width, "height": outcome.height,
+        "frame_count": outcome.frame_count, "pdq": outcome.pdq, "pdq_quality": outcome.pdq_quality,
+        "nsfw": outcome.nsfw, "provenance": outcome.provenance, "skipped": outcome.skipped,
+        "warnings": outcome.warnings,
+    }
+
+
+def locations(session: Session, media_id: int) -> list[str]:
+    return list(session.scalars(select(Sighting.location).where(Sighting.media_id == media_id).order_by(Sighting.id)))

@@ -1,0 +1,1 @@
+"""The ``likeness`` command: parse, call a service, format."""

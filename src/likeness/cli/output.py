@@ -1,0 +1,75 @@
+"""Formatting for the terminal: Rich tables and progress, or JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from likeness.cases.review import MatchRow
+from likeness.registry.subjects import SubjectInfo
+from likeness.services.hashes import HashAdded
+from likeness.services.scan import Progress as ProgressFn
+from likeness.services.scan import ScanSummary
+
+
+@contextmanager
+def scan_progress(console: Console, disabled: bool = False) -> Iterator[ProgressFn]:
+    columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:.1f} files/s · {task.fields[errors]} errors"), TimeElapsedColumn())
+    with Progress(*columns, console=console, disable=disabled, transient=False) as bar:
+        task = bar.add_task("scan", total=None, rate=0.0, errors=0)
+
+        def update(summary: ScanSummary, total: int) -> None:
+            bar.update(task, completed=summary.files, total=total, rate=summary.files_per_s,
+                       errors=len(summary.errors))
+
+        yield update
+
+
+def scan_summary(console: Console, s: ScanSummary) -> None:
+    console.print(
+        f"{s.files} file(s) in {s.elapsed_s:.1f}s ({s.files_per_s:.1f}/s): {s.analyzed} analysed, "
+        f"{s.already_known} already known, {s.duplicates_in_scan} duplicate(s), {s.prefiltered} pre-filtered, "
+        f"{s.faces} face(s); new matches: {s.face_matches} face, {s.hash_matches} hash"
+    )
+    if s.errors:
+        table = Table("file", "error", "message", title=f"{len(s.errors)} file(s) with errors")
+        for e in s.errors:
+            table.add_row(e.location, e.kind, e.message)
+        console.print(table)
+
+
+def matches(console: Console, rows: Sequence[MatchRow], fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps([r.as_json() for r in rows]))
+        return
+    table = Table("id", "kind", "who / bank", "score", "tier", "status", "where")
+    for r in rows:
+        score = f"{r.score:.3f}" if r.kind == "face" else f"d={int(r.score)}"
+        table.add_row(str(r.id), r.kind, r.target, score, r.tier, r.status, r.location)
+    console.print(table)
+
+
+def subjects(console: Console, rows: Sequence[SubjectInfo], fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps([r.__dict__ for r in rows]))
+        return
+    table = Table("id", "name", "references", "outliers", "matches", "allowed domains")
+    for r in rows:
+        table.add_row(str(r.id), r.name, str(r.references), str(r.outliers), str(r.matches), ", ".join(r.allowed_domains))
+    console.print(table)
+
+
+def hashes_added(console: Console, results: Sequence[HashAdded]) -> None:
+    for r in results:
+        if r.error:
+            console.print(f"[red]{r.file}[/red]: {r.error}")
+        else:
+            state = "added" if r.created else "already protected"
+            console.print(f"{r.file}: {state} (pdq {r.pdq_hex}, quality {r.quality}); "
+                          f"{r.catalogue_matches} match(es) in the catalogue")

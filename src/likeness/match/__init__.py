@@ -1,0 +1,1 @@
+"""Comparing: new faces and hashes against the registry, and new registry entries against the catalogue."""

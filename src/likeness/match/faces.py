@@ -1,0 +1,100 @@
+"""Face matching. The subject registry is a small in-memory matrix (exact); the catalogue is searched with
+pgvector's exact cosine scan (bench/catalogue_search.py measured it against numpy; docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from likeness.catalogue.ingest import locations
+from likeness.match.policy import face_tier, suppressed
+from likeness.match.records import create_match
+from likeness.settings import FaceSettings
+from likeness.store.audit import registry_version
+from likeness.store.models import Face, Subject, SubjectReference
+
+
+@dataclass
+class SubjectIndex:
+    """Every subject's probe vectors (inlier references and centroid), grouped by subject.
+
+    A face's score for a subject is its best cosine similarity over that subject's probes.
+    """
+
+    engine: str
+    model: str
+    version: int
+    probes: np.ndarray  # (p, d) float32, rows grouped by owner
+    owners: np.ndarray  # (p,) subject id of each probe row
+    domains: dict[int, list[str]]
+
+    @classmethod
+    def load(cls, session: Session, engine: str, model: str, subject_id: int | None = None) -> SubjectIndex:
+        version = registry_version(session)
+        query = (select(Subject.id, Subject.centroid, Subject.allowed_domains)
+                 .where(Subject.engine == engine, Subject.model == model).order_by(Subject.id))
+        if subject_id is not None:
+            query = query.where(Subject.id == subject_id)
+        subjects = session.execute(query).all()
+        refs = session.execute(
+            select(SubjectReference.subject_id, SubjectReference.embedding)
+            .where(SubjectReference.subject_id.in_([s.id for s in subjects]), ~SubjectReference.is_outlier)
+        ).all()
+        rows = [(s.id, np.asarray(s.centroid, np.float32)) for s in subjects]
+        rows += [(r.subject_id, np.asarray(r.embedding, np.float32)) for r in refs]
+        rows.sort(key=lambda r: r[0])
+        probes = np.stack([v for _, v in rows]) if rows else np.zeros((0, 0), np.float32)
+        owners = np.array([o for o, _ in rows], dtype=np.int64)
+        return cls(engine, model, version, probes, owners, {s.id: list(s.allowed_domains) for s in subjects})
+
+    def scores(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(subject ids, (n_faces, n_subjects) best similarity per subject)."""
+        if not len(self.owners) or not len(embeddings):
+            return np.zeros(0, np.int64), np.zeros((len(embeddings), 0), np.float32)
+        sims = embeddings.astype(np.float32) @ self.probes.T
+        starts = np.flatnonzero(np.r_[True, self.owners[1:] != self.owners[:-1]])
+        return self.owners[starts], np.maximum.reduceat(sims, starts, axis=1)
+
+
+def match_faces(session: Session, index: SubjectIndex, media_id: int, faces: list[tuple[int, np.ndarray]],
+                settings: FaceSettings) -> int:
+    """Match freshly ingested faces of one media against every subject; returns new matches."""
+    if not faces:
+        return 0
+    subject_ids, best = index.scores(np.stack([e for _, e in faces]))
+    hits = np.argwhere(best >= settings.tier_low)
+    if not len(hits):
+        return 0
+    seen_at = locations(session, media_id)
+    created = 0
+    for face_i, subj_i in hits:
+        subject_id, score = int(subject_ids[subj_i]), float(best[face_i, subj_i])
+        if suppressed(seen_at, index.domains[subject_id]):
+            continue
+        tier = face_tier(score, settings)
+        assert tier is not None
+        created += create_match(session, kind="face", media_id=media_id, score=score, tier=tier,
+                                subject_id=subject_id, face_id=faces[face_i][0])
+    return created
+
+
+def search_catalogue(session: Session, subject_id: int, settings: FaceSettings) -> int:
+    """A newly enrolled subject against every catalogued face: exact, so no face within the threshold is missed."""
+    subject = session.get(Subject, subject_id)
+    assert subject is not None
+    index = SubjectIndex.load(session, subject.engine, subject.model, subject_id)
+    candidates: dict[int, tuple[int, np.ndarray]] = {}
+    for probe in index.probes:
+        distance = Face.embedding.cosine_distance(probe)
+        rows = session.execute(
+            select(Face.id, Face.media_id, Face.embedding)
+            .where(Face.engine == subject.engine, Face.model == subject.model, distance <= 1.0 - settings.tier_low)
+        )
+        candidates.update({r.id: (r.media_id, np.asarray(r.embedding, np.float32)) for r in rows})
+    by_media: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for face_id, (media_id, embedding) in candidates.items():
+        by_media.setdefault(media_id, []).append((face_id, embedding))
+    return sum(match_faces(session, index, media_id, faces, settings) for media_id, faces in by_media.items())

@@ -1,0 +1,1 @@
+"""What we protect: consenting subjects (face embeddings) and protected-image hashes."""

@@ -1,0 +1,145 @@
+"""Subjects: reference photos become embeddings and a quality-weighted centroid; the photos are not kept."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from likeness.analyze.faces import EngineFace, FaceEngine, face_quality
+from likeness.errors import EnrollmentError, MediaError, NotFound
+from likeness.media import decode
+from likeness.settings import Settings
+from likeness.store import audit
+from likeness.store.crypto import Box
+from likeness.store.models import Match, Subject, SubjectReference
+
+
+@dataclass(frozen=True)
+class Reference:
+    embedding: np.ndarray
+    quality: float
+    chip: np.ndarray
+
+
+@dataclass(frozen=True)
+class SubjectInfo:
+    id: int
+    name: str
+    references: int
+    outliers: int
+    matches: int
+    allowed_domains: list[str]
+
+
+def reference_from_photo(data: bytes, label: str, engine: FaceEngine, settings: Settings,
+                         largest_face: bool = False) -> Reference:
+    """Embed the one face of a reference photo; a photo with none, or several, is refused unless told otherwise."""
+    try:
+        media = decode(data, settings.media)
+    except MediaError as exc:
+        raise EnrollmentError(f"{label}: {exc}") from exc
+    faces = engine.faces(media.pixels)
+    if not faces:
+        raise EnrollmentError(f"{label}: no face found; use a clear, front-facing photo")
+    if len(faces) > 1 and not largest_face:
+        raise EnrollmentError(
+            f"{label}: {len(faces)} faces found; crop the photo to one person or pass --largest-face"
+        )
+    face = max(faces, key=lambda f: f.box[2] * f.box[3])
+    return Reference(face.embedding, _quality(face, media.scale), face.chip)
+
+
+def _quality(face: EngineFace, scale: float) -> float:
+    box = tuple(round(v / scale) for v in face.box)
+    return face_quality((box[0], box[1], box[2], box[3]), face.det_score)
+
+
+def centroid(embeddings: np.ndarray, weights: np.ndarray, outlier_below: float,
+             min_refs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quality-weighted mean direction and an outlier mask.
+
+    With ``min_refs`` or more references, one whose similarity to the centroid of the *others* is under
+    ``outlier_below`` is an outlier (a wrong person or a bad photo) and does not shape the centroid.
+    At least two references always remain.
+    """
+    outliers = np.zeros(len(embeddings), dtype=bool)
+    if len(embeddings) >= min_refs:
+        total = (embeddings * weights[:, None]).sum(axis=0)
+        for i, vector in enumerate(embeddings):
+            others = _unit(total - weights[i] * vector)
+            outliers[i] = float(vector @ others) < outlier_below
+        if (~outliers).sum() < 2:
+            outliers[:] = False
+    keep = ~outliers
+    return _unit((embeddings[keep] * weights[keep, None]).sum(axis=0)), outliers
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+
+
+def create_subject(session: Session, box: Box, name: str, refs: list[Reference], engine: FaceEngine,
+                   settings: Settings, allowed_domains: list[str] | None = None) -> int:
+    embeddings = np.stack([r.embedding for r in refs])
+    weights = np.array([max(r.quality, 0.05) for r in refs], dtype=np.float32)
+    center, outliers = centroid(embeddings, weights, settings.faces.tier_low, settings.faces.outlier_min_refs)
+    subject = Subject(name_enc=box.seal_text(name), allowed_domains=sorted(set(allowed_domains or [])),
+                      engine=engine.name, model=engine.model, centroid=center)
+    session.add(subject)
+    session.flush()
+    for ref, is_outlier in zip(refs, outliers, strict=True):
+        crop = box.seal(_jpeg(ref.chip)) if settings.keep_reference_crops else None
+        session.add(SubjectReference(subject_id=subject.id, embedding=ref.embedding, quality=ref.quality,
+                                     is_outlier=bool(is_outlier), crop_enc=crop))
+    audit.record(session, "subject.enrolled", "subject", subject.id,
+                 {"references": len(refs), "outliers": int(outliers.sum()), "engine": engine.name,
+                  "model": engine.model, "allowed_domains": subject.allowed_domains})
+    return subject.id
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
+    refs = (select(SubjectReference.subject_id, func.count().label("n"),
+                   func.count().filter(SubjectReference.is_outlier).label("out"))
+            .group_by(SubjectReference.subject_id).subquery())
+    hits = select(Match.subject_id, func.count().label("m")).group_by(Match.subject_id).subquery()
+    rows = session.execute(
+        select(Subject, refs.c.n, refs.c.out, hits.c.m)
+        .outerjoin(refs, refs.c.subject_id == Subject.id)
+        .outerjoin(hits, hits.c.subject_id == Subject.id)
+        .order_by(Subject.id)
+    )
+    return [SubjectInfo(s.id, box.open_text(s.name_enc), n or 0, out or 0, m or 0, list(s.allowed_domains))
+            for s, n, out, m in rows]
+
+
+def subject_name(session: Session, box: Box, subject_id: int) -> str:
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        raise NotFound(f"no subject {subject_id}")
+    return box.open_text(subject.name_enc)
+
+
+def remove_subject(session: Session, subject_id: int) -> dict[str, int]:
+    """Withdrawal: the subject, every reference embedding and every match go, in one transaction."""
+    if session.get(Subject, subject_id) is None:
+        raise NotFound(f"no subject {subject_id}")
+    counts = {
+        "references": session.scalar(select(func.count()).where(SubjectReference.subject_id == subject_id)) or 0,
+        "matches": session.scalar(select(func.count()).where(Match.subject_id == subject_id)) or 0,
+    }
+    session.execute(delete(Match).where(Match.subject_id == subject_id))
+    session.execute(delete(SubjectReference).where(SubjectReference.subject_id == subject_id))
+    session.execute(delete(Subject).where(Subject.id == subject_id))
+    audit.record(session, "subject.withdrawn", "subject", subject_id, counts)
+    return counts

@@ -1,0 +1,28 @@
+"""Review and report, for the shells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from likeness.cases import report, review
+from likeness.fetch import Fetcher, read_location
+from likeness.services.app import App
+
+
+def list_matches(app: App, status: str | None = None) -> list[review.MatchRow]:
+    with app.store.transaction() as session:
+        return review.list_matches(session, app.store.box, status)
+
+
+def set_status(app: App, match_id: int, status: str) -> None:
+    with app.store.transaction() as session:
+        review.set_status(session, match_id, status)
+
+
+def write_report(app: App, out: Path, status: str | None = None) -> int:
+    settings = app.settings
+    with Fetcher(settings.fetch, settings.media.max_bytes) as fetcher, app.store.transaction() as session:
+        html, count = report.render(session, app.store.box, settings,
+                                    lambda loc: read_location(loc, fetcher, settings.media.max_bytes), status)
+    report.write(out, html)
+    return count

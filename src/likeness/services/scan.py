@@ -1,0 +1,169 @@
+"""``scan``: discover -> read -> skip known bytes -> analyse in a process pool -> catalogue -> match.
+
+Each file is committed in its own transaction (media, faces, sighting, matches together), so a scan
+killed at any point resumes by skipping what was committed and redoing only what was in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+
+from likeness.analyze import Analysis, sha256
+from likeness.catalogue import ingest as catalogue
+from likeness.errors import LikenessError
+from likeness.fetch import Fetcher, read_location
+from likeness.log import get_logger
+from likeness.services import workers
+from likeness.services.indexes import Indexes
+from likeness.settings import Settings
+from likeness.sources import MediaRef, discover
+from likeness.store import Store
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FileError:
+    location: str
+    kind: str
+    message: str
+    recorded: bool  # stored against the media (not retried) or transient (retried next scan)
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    analyzed: int = 0
+    already_known: int = 0
+    duplicates_in_scan: int = 0
+    prefiltered: int = 0
+    faces: int = 0
+    face_matches: int = 0
+    hash_matches: int = 0
+    errors: list[FileError] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.elapsed_s if self.elapsed_s else 0.0
+
+    def as_json(self) -> dict[str, object]:
+        return {**asdict(self), "files_per_s": round(self.files_per_s, 2), "elapsed_s": round(self.elapsed_s, 3)}
+
+
+Progress = Callable[[ScanSummary, int], None]
+
+
+@dataclass
+class _Pending:
+    ref: MediaRef
+    digest: str
+
+
+def scan(store: Store, settings: Settings, targets: list[str], progress: Progress | None = None) -> ScanSummary:
+    refs = list(discover(targets))
+    summary, started = ScanSummary(), time.perf_counter()
+    with ExitStack() as stack:
+        fetcher = stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes)) \
+            if any(r.is_url for r in refs) else None
+        run = _Run(store, settings, summary, stack)
+        for ref in refs:
+            run.submit(ref, fetcher)
+            summary.elapsed_s = time.perf_counter() - started
+            if progress:
+                progress(summary, len(refs))
+        run.drain(0)
+    summary.elapsed_s = time.perf_counter() - started
+    if progress:
+        progress(summary, len(refs))
+    return summary
+
+
+class _Run:
+    """The state of one scan: the pool (started on first use), futures in flight and in-scan duplicates."""
+
+    def __init__(self, store: Store, settings: Settings, summary: ScanSummary, stack: ExitStack) -> None:
+        self.store, self.settings, self.summary, self.stack = store, settings, summary, stack
+        self.indexes = Indexes(settings)
+        self.pool: ProcessPoolExecutor | None = None
+        self.inflight: dict[Future[Analysis | LikenessError], _Pending] = {}
+        self.waiting: dict[str, list[str]] = {}  # digest in flight -> further locations with the same bytes
+        self.capacity = settings.scan.workers * settings.scan.queue_per_worker
+
+    def submit(self, ref: MediaRef, fetcher: Fetcher | None) -> None:
+        self.summary.files += 1
+        try:
+            data = read_location(ref.location, fetcher, self.settings.media.max_bytes)
+        except (LikenessError, OSError) as exc:
+            self._error(ref.location, getattr(exc, "kind", "io"), str(exc), recorded=False)
+            return
+        digest = sha256(data)
+        if digest in self.waiting:
+            self.waiting[digest].append(ref.location)
+            self.summary.duplicates_in_scan += 1
+            return
+        with self.store.transaction() as session:
+            media_id = catalogue.known(session, [digest]).get(digest)
+            if media_id is not None:
+                catalogue.sight(session, media_id, ref.location)
+                self.summary.already_known += 1
+                return
+        self.drain(self.capacity - 1)
+        self.waiting[digest] = []
+        self.inflight[self._pool().submit(workers.analyze, data)] = _Pending(ref, digest)
+
+    def drain(self, keep: int) -> None:
+        """Collect finished analyses until at most ``keep`` are in flight (bounded memory, steady workers)."""
+        while len(self.inflight) > keep:
+            done, _ = wait(self.inflight, return_when=FIRST_COMPLETED)
+            for future in done:
+                pending = self.inflight.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    self._broken(pending)
+                    continue
+                self._commit(pending, outcome)
+
+    def _commit(self, pending: _Pending, outcome: Analysis | LikenessError) -> None:
+        extra = self.waiting.pop(pending.digest, [])
+        with self.store.transaction() as session:
+            stored = catalogue.ingest(session, pending.digest, pending.ref.location, outcome)
+            for location in extra:
+                catalogue.sight(session, stored.media_id, location)
+            if stored.created and isinstance(outcome, Analysis):
+                faces, hashes = self.indexes.match(session, stored, outcome)
+                self.summary.face_matches += faces
+                self.summary.hash_matches += hashes
+        if isinstance(outcome, LikenessError):
+            self._error(pending.ref.location, outcome.kind, str(outcome), recorded=True)
+            return
+        self.summary.analyzed += 1
+        self.summary.faces += len(outcome.faces)
+        self.summary.prefiltered += outcome.skipped is not None
+
+    def _broken(self, pending: _Pending) -> None:
+        """A worker died (killed, or crashed in native code): not recorded, so the next scan retries it."""
+        self.waiting.pop(pending.digest, None)
+        self._error(pending.ref.location, "worker_crashed", "the analysis worker died; retried on the next scan",
+                    recorded=False)
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(self.settings.scan.workers, mp_context=get_context("spawn"),
+                                            initializer=workers.init, initargs=(self.settings,))
+            self.stack.callback(lambda: self.pool and self.pool.shutdown(cancel_futures=True))
+        return self.pool
+
+    def _error(self, location: str, kind: str, message: str, recorded: bool) -> None:
+        log.info("scan.file_error", location=location, kind=kind, message=message)
+        self.summary.errors.append(FileError(location, kind, message, recorded))

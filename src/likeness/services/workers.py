@@ -1,0 +1,29 @@
+"""The analysis worker process: builds the analysers once, then turns bytes into an Analysis or an error."""
+
+from __future__ import annotations
+
+from likeness.analyze import Analysis, Pipeline
+from likeness.errors import LikenessError
+from likeness.settings import Settings
+
+_pipeline: Pipeline | None = None
+
+
+class AnalysisFailed(LikenessError):
+    kind = "analysis_failed"
+
+
+def init(settings: Settings) -> None:
+    global _pipeline
+    _pipeline = Pipeline(settings)
+
+
+def analyze(data: bytes) -> Analysis | LikenessError:
+    """Errors come back as values: they are recorded against the file, and the scan goes on."""
+    assert _pipeline is not None, "worker not initialised"
+    try:
+        return _pipeline.analyze(data)
+    except LikenessError as exc:
+        return exc
+    except Exception as exc:  # an analyser bug or a model failing on odd pixels: recorded, never silent
+        return AnalysisFailed(f"{exc.__class__.__name__}: {exc}")

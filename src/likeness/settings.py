@@ -1,0 +1,82 @@
+"""The one settings tree. Read once where the app is wired (``get_settings``), passed down from there."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MediaLimits(BaseModel):
+    max_bytes: int = 64 * 1024 * 1024
+    max_pixels: int = 60_000_000
+    max_frames: int = 1_000
+    # Analysis works on a downscaled copy: JPEG draft mode makes the decode itself cheaper.
+    analysis_max_side: int = 1024
+
+
+class FaceSettings(BaseModel):
+    engine: str = "dlib"
+    # Chosen by bench/detection.py (docs/benchmarks.md): upsample 1 finds far more small faces.
+    upsample: int = 1
+    detect_max_side: int = 800
+    min_face_px: int = 20
+    # Cosine-similarity tiers, calibrated by bench/accuracy.py on ../shared/eval-data (docs/calibration.md).
+    tier_low: float = 0.92
+    tier_medium: float = 0.94
+    tier_high: float = 0.955
+    outlier_min_refs: int = 3
+
+
+class NsfwSettings(BaseModel):
+    engine: str = "nudenet"
+    only_with_faces: bool = True
+
+
+class HashSettings(BaseModel):
+    pdq_max_distance: int = 31
+    pdq_min_quality: int = 50
+
+
+class ScanSettings(BaseModel):
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    queue_per_worker: int = 2
+    min_side_px: int = 32
+    blank_std: float = 2.0
+
+
+class FetchSettings(BaseModel):
+    timeout_s: float = 30.0
+    retries: int = 3
+    max_redirects: int = 5
+    user_agent: str = "likeness-scanner/0.1 (self-hosted likeness protection; respects robots.txt)"
+    # Off by default (SSRF guard); an operator scanning an intranet on purpose may turn it on.
+    allow_private_networks: bool = False
+
+
+class Settings(BaseSettings):
+    """Environment variables use the ``LIKENESS_`` prefix and ``__`` for nesting: LIKENESS_FACES__UPSAMPLE=0."""
+
+    model_config = SettingsConfigDict(env_prefix="LIKENESS_", env_nested_delimiter="__")
+
+    home: Path = Field(default_factory=lambda: Path(user_data_dir("likeness")))
+    database_url: str | None = None
+    secret_key: str | None = None
+    analyzers: list[str] = ["prefilter", "pdq", "faces", "nsfw", "provenance"]
+    keep_reference_crops: bool = True
+    log_level: str = "WARNING"
+    media: MediaLimits = MediaLimits()
+    faces: FaceSettings = FaceSettings()
+    nsfw: NsfwSettings = NsfwSettings()
+    hashes: HashSettings = HashSettings()
+    scan: ScanSettings = ScanSettings()
+    fetch: FetchSettings = FetchSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

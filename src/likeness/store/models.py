@@ -1,0 +1,162 @@
+"""The system of record. Indexes elsewhere are accelerators rebuilt from these tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Subject(Base):
+    """A consenting person. The name is personal data and is stored encrypted."""
+
+    __tablename__ = "subjects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    allowed_domains: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    engine: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    # Untyped vector: the dimension belongs to the engine, and rows only compare within one engine/model.
+    centroid: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class SubjectReference(Base):
+    """One reference face of a subject: its embedding and, if the operator keeps them, an encrypted crop."""
+
+    __tablename__ = "subject_references"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    embedding: Mapped[Any] = mapped_column(Vector())
+    quality: Mapped[float] = mapped_column(Float)
+    is_outlier: Mapped[bool] = mapped_column(Boolean, default=False)
+    crop_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class Media(Base):
+    """One distinct file (by SHA-256), analysed once; ``status`` is 'analyzed' or 'failed'."""
+
+    __tablename__ = "media"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    frame_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pdq: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    pdq_quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    nsfw: Mapped[float | None] = mapped_column(Float, nullable=True)
+    provenance: Mapped[dict[str, str]] = mapped_column(JSONB, server_default="{}")
+    skipped: Mapped[str | None] = mapped_column(Text, nullable=True)
+    warnings: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    created_at: Mapped[datetime] = _now()
+
+
+class Sighting(Base):
+    """Where a media was seen: the same bytes can live at many paths and URLs."""
+
+    __tablename__ = "sightings"
+    __table_args__ = (UniqueConstraint("media_id", "location"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    location: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = _now()
+    last_seen: Mapped[datetime] = _now()
+
+
+class Face(Base):
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("media_id", "idx"), Index("ix_faces_engine_model", "engine", "model"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    x: Mapped[int] = mapped_column(Integer)
+    y: Mapped[int] = mapped_column(Integer)
+    w: Mapped[int] = mapped_column(Integer)
+    h: Mapped[int] = mapped_column(Integer)
+    landmarks: Mapped[list[list[int]]] = mapped_column(JSONB)
+    det_score: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float)
+    embedding: Mapped[Any] = mapped_column(Vector())
+    engine: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+
+
+class ProtectedHash(Base):
+    """A perceptual hash submitted to protect an image that we never see."""
+
+    __tablename__ = "protected_hashes"
+    __table_args__ = (UniqueConstraint("bank", "algorithm", "digest"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank: Mapped[str] = mapped_column(String(128))
+    algorithm: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+    quality: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+
+
+class Match(Base):
+    __tablename__ = "matches"
+    __table_args__ = (
+        UniqueConstraint("subject_id", "face_id"),
+        UniqueConstraint("hash_id", "media_id"),
+        Index("ix_matches_status", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # 'face' | 'hash'
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True)
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), nullable=True)
+    hash_id: Mapped[int | None] = mapped_column(
+        ForeignKey("protected_hashes.id", ondelete="CASCADE"), nullable=True
+    )
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    tier: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class AuditEvent(Base):
+    """Append-only (a trigger refuses UPDATE and DELETE) and hash-chained: each row hashes the one before."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
