@@ -159,4 +159,11 @@ def demo_cmd(
     """Enroll a sample subject, scan a generated corpus, print the matches and write a report."""
     from likeness.services import demo
 
-    demo.run(workdir, out, err)
+    result = demo.run(workdir.resolve(), out.print)
+    output.matches(out, result.matches, "table")
+    out.print(f"subject copies found: {result.subject_found}/{result.subject_total}; false matches on other "
+              f"people or no-face pictures: {len(result.false_matches)} {result.false_matches or ''}; reposts of "
+              f"the protected image found: {result.reposts_found}")
+    out.print(f"5. report: {result.report}  ({result.elapsed_s:.0f}s in all)")
+    if result.false_matches or result.subject_found < result.subject_total:
+        raise typer.Exit(1)

@@ -88,12 +88,12 @@ def _decode(data: bytes, fmt: str, limits: MediaLimits) -> Media:
     if fmt == "jpeg":
         img.draft("RGB", (target, target))  # the JPEG decoder scales by 1/2..1/8 while decoding
     img.load()
-    img = _orient(img, exif.get(_EXIF_ORIENTATION), notes)
+    img, transposed = _orient(img, exif.get(_EXIF_ORIENTATION), notes)
+    if transposed:
+        width, height = height, width
     img = img.convert("RGB")
     img.thumbnail((target, target), Image.Resampling.LANCZOS)
     pixels = np.asarray(img)
-    if pixels.shape[0] > pixels.shape[1] and width > height:
-        width, height = height, width  # EXIF rotation swapped the axes
     return Media(pixels, width, height, fmt, frames, metadata, tuple(notes))
 
 
@@ -123,13 +123,14 @@ def _exif(img: Image.Image, notes: list[str]) -> dict[int, object]:
         return {}
 
 
-def _orient(img: Image.Image, orientation: object, notes: list[str]) -> Image.Image:
+def _orient(img: Image.Image, orientation: object, notes: list[str]) -> tuple[Image.Image, bool]:
+    """The picture turned upright, and whether that swapped width and height (orientations 5-8)."""
     if orientation is None or orientation == 1:
-        return img
+        return img, False
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
         notes.append(f"EXIF orientation {orientation!r} is not a valid value (1-8); analysed as stored")
-        return img
-    return ImageOps.exif_transpose(img)
+        return img, False
+    return ImageOps.exif_transpose(img), orientation >= 5
 
 
 def _metadata(img: Image.Image, exif: dict[int, object]) -> dict[str, str]:

@@ -1,0 +1,65 @@
+"""Real PostgreSQL (pgserver) for every test: one server per session, a fresh database per test cloned from
+a migrated template, so tests never see each other's rows and the append-only audit log stays append-only."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pgserver
+import pytest
+from sqlalchemy import create_engine, text
+
+from likeness.services.app import App, open_app
+from likeness.settings import ScanSettings, Settings
+from likeness.store.db import _with_driver, upgrade
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+EVAL_DATA = Path(os.environ.get("LIKENESS_EVAL_DATA", SHARED / "eval-data"))
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PostgresServer]:
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    server.psql("CREATE DATABASE likeness_template;")
+    engine = create_engine(_with_driver(server.get_uri("likeness_template")))
+    upgrade(engine)
+    engine.dispose()
+    yield server
+
+
+@pytest.fixture
+def database_url(pg: pgserver.PostgresServer) -> str:
+    name = f"t{os.getpid()}_{next(_counter)}"
+    admin = create_engine(_with_driver(pg.get_uri("postgres")), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE likeness_template'))
+    admin.dispose()
+    return _with_driver(pg.get_uri(name))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", database_url=database_url, scan=ScanSettings(workers=2))
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[App]:
+    instance = open_app(settings)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running ``likeness`` as a subprocess against this test's database."""
+    return {**os.environ, "LIKENESS_HOME": str(settings.home), "LIKENESS_DATABASE_URL": str(settings.database_url),
+            "LIKENESS_SCAN__WORKERS": "2"}
+
+
+def needs_eval_data() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not (EVAL_DATA / "faces").is_dir(),
+                              reason=f"eval data not found at {EVAL_DATA} (../shared/eval-data)")

@@ -1,0 +1,83 @@
+"""Test pictures from installed packages (scikit-image, matplotlib) and hostile files made on the fly."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from PIL import Image
+from skimage import data
+
+GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def astronaut() -> np.ndarray:
+    return data.astronaut()
+
+
+def grace_hopper() -> np.ndarray:
+    return np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))
+
+
+NO_FACE = {"coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket, "brick": data.brick,
+           "hubble": data.hubble_deep_field}
+
+
+def encode(pixels: np.ndarray, fmt: str = "JPEG", **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def write(path: Path, pixels: np.ndarray, fmt: str = "JPEG", **kw: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode(pixels, fmt, **kw))
+    return path
+
+
+def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
+    img = Image.fromarray(pixels)
+    return np.asarray(img.resize((round(img.width * factor), round(img.height * factor)), Image.Resampling.LANCZOS))
+
+
+def astronaut_face_crop() -> np.ndarray:
+    """The astronaut's head and shoulders only (one face)."""
+    return astronaut()[20:280, 110:340]
+
+
+def png_bomb(side: int = 20_000) -> bytes:
+    """A valid PNG header for side x side pixels whose IDAT inflates to side*(side+1) zero bytes."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def many_frame_gif(frames: int = 10_000) -> bytes:
+    first = Image.new("P", (8, 8), 0)
+    rest = [Image.new("P", (8, 8), 1 + i % 2) for i in range(frames - 1)]
+    buf = io.BytesIO()
+    first.save(buf, "GIF", save_all=True, append_images=rest, duration=10, optimize=False)
+    return buf.getvalue()
+
+
+def with_orientation(pixels: np.ndarray, orientation: int) -> bytes:
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def truncated_jpeg() -> bytes:
+    whole = encode(astronaut())
+    return whole[: len(whole) // 2]
