@@ -56,10 +56,15 @@ def app(settings: Settings) -> Iterator[App]:
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
     """Environment for running ``likeness`` as a subprocess against this test's database."""
-    return {**os.environ, "LIKENESS_HOME": str(settings.home), "LIKENESS_DATABASE_URL": str(settings.database_url),
-            "LIKENESS_SCAN__WORKERS": "2"}
+    return {
+        **os.environ,
+        "LIKENESS_HOME": str(settings.home),
+        "LIKENESS_DATABASE_URL": str(settings.database_url),
+        "LIKENESS_SCAN__WORKERS": "2",
+    }
 
 
 def needs_eval_data() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not (EVAL_DATA / "faces").is_dir(),
-                              reason=f"eval data not found at {EVAL_DATA} (../shared/eval-data)")
+    return pytest.mark.skipif(
+        not (EVAL_DATA / "faces").is_dir(), reason=f"eval data not found at {EVAL_DATA} (../shared/eval-data)"
+    )

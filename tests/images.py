@@ -23,8 +23,13 @@ def grace_hopper() -> np.ndarray:
     return np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))
 
 
-NO_FACE = {"coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket, "brick": data.brick,
-           "hubble": data.hubble_deep_field}
+NO_FACE = {
+    "coffee": data.coffee,
+    "chelsea": data.chelsea,
+    "rocket": data.rocket,
+    "brick": data.brick,
+    "hubble": data.hubble_deep_field,
+}
 
 
 def encode(pixels: np.ndarray, fmt: str = "JPEG", **kw: object) -> bytes:
@@ -51,6 +56,7 @@ def astronaut_face_crop() -> np.ndarray:
 
 def png_bomb(side: int = 20_000) -> bytes:
     """A valid PNG header for side x side pixels whose IDAT inflates to side*(side+1) zero bytes."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 

@@ -26,7 +26,7 @@ def test_face_is_found_embedded_and_named(pipeline: Pipeline) -> None:
     assert face.engine == "dlib" and face.model == "dlib_face_recognition_resnet_model_v1"
     assert face.embedding.shape == (128,)
     assert np.linalg.norm(face.embedding) == pytest.approx(1.0, abs=1e-5)
-    x, y, w, h = face.box
+    x, y, w, _ = face.box
     assert 40 <= x <= 90 and 40 <= y <= 80 and 60 <= w <= 120  # the astronaut's face in the crop
     assert len(face.landmarks) == 5
     assert 0 < face.quality <= 1
@@ -48,7 +48,7 @@ def test_boxes_are_in_original_pixels_when_analysis_downscales() -> None:
     big = images.encode(images.resize(images.astronaut_face_crop(), 4.0))
     small = Pipeline(Settings(media={"analysis_max_side": 500})).analyze(big)
     assert small.width == 920
-    x, y, w, h = small.faces[0].box
+    x, _, w, _ = small.faces[0].box
     assert 160 <= x <= 360 and 240 <= w <= 480
 
 

@@ -104,8 +104,15 @@ def to_face(found: EngineFace, scale: float, engine: FaceEngine) -> Face:
     """Map an engine face from analysis pixels back to the original image."""
     x, y, w, h = (round(v / scale) for v in found.box)
     landmarks = tuple((round(px / scale), round(py / scale)) for px, py in found.landmarks)
-    return Face((x, y, w, h), landmarks, found.det_score, face_quality((x, y, w, h), found.det_score),
-                found.embedding, engine.name, engine.model)
+    return Face(
+        (x, y, w, h),
+        landmarks,
+        found.det_score,
+        face_quality((x, y, w, h), found.det_score),
+        found.embedding,
+        engine.name,
+        engine.model,
+    )
 
 
 class FaceAnalyzer:

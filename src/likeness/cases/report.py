@@ -29,8 +29,7 @@ Reader = Callable[[str], bytes]
 _env = Environment(loader=PackageLoader("likeness.cases"), autoescape=select_autoescape())
 
 
-def render(session: Session, box: Box, settings: Settings, read: Reader,
-           status: str | None = None) -> tuple[str, int]:
+def render(session: Session, box: Box, settings: Settings, read: Reader, status: str | None = None) -> tuple[str, int]:
     """The report's HTML and how many matches it shows."""
     rows = list_matches(session, box, status)
     references: dict[int, str | None] = {}
@@ -39,10 +38,17 @@ def render(session: Session, box: Box, settings: Settings, read: Reader,
         if row.subject_id is not None and row.subject_id not in references:
             references[row.subject_id] = _reference_crop(session, box, row.subject_id)
         found, note = _found_crop(row, settings, read)
-        items.append({"row": row, "reference": references.get(row.subject_id) if row.subject_id else None,
-                      "found": found, "note": note})
+        items.append(
+            {
+                "row": row,
+                "reference": references.get(row.subject_id) if row.subject_id else None,
+                "found": found,
+                "note": note,
+            }
+        )
     html = _env.get_template("report.html").render(
-        items=items, generated=datetime.now(UTC).isoformat(timespec="seconds"), total=len(rows))
+        items=items, generated=datetime.now(UTC).isoformat(timespec="seconds"), total=len(rows)
+    )
     return html, len(rows)
 
 
@@ -55,9 +61,13 @@ def write(path: Path, html: str) -> None:
 def _reference_crop(session: Session, box: Box, subject_id: int) -> str | None:
     crop = session.scalar(
         select(SubjectReference.crop_enc)
-        .where(SubjectReference.subject_id == subject_id, SubjectReference.crop_enc.is_not(None),
-               ~SubjectReference.is_outlier)
-        .order_by(SubjectReference.quality.desc()).limit(1)
+        .where(
+            SubjectReference.subject_id == subject_id,
+            SubjectReference.crop_enc.is_not(None),
+            ~SubjectReference.is_outlier,
+        )
+        .order_by(SubjectReference.quality.desc())
+        .limit(1)
     )
     return _data_uri(box.open(crop)) if crop else None
 

@@ -35,21 +35,41 @@ class MatchRow:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "id": self.id, "kind": self.kind, "subject_id": self.subject_id,
-            "subject" if self.kind == "face" else "bank": self.target, "location": self.location,
-            "score": round(self.score, 4), "tier": self.tier, "status": self.status, "media_id": self.media_id,
-            "sha256": self.sha256, "face_box": list(self.face_box) if self.face_box else None,
-            "nsfw": self.nsfw, "ai_generator": self.provenance.get("generator"),
+            "id": self.id,
+            "kind": self.kind,
+            "subject_id": self.subject_id,
+            "subject" if self.kind == "face" else "bank": self.target,
+            "location": self.location,
+            "score": round(self.score, 4),
+            "tier": self.tier,
+            "status": self.status,
+            "media_id": self.media_id,
+            "sha256": self.sha256,
+            "face_box": list(self.face_box) if self.face_box else None,
+            "nsfw": self.nsfw,
+            "ai_generator": self.provenance.get("generator"),
             "created_at": self.created_at.isoformat(),
         }
 
 
 def list_matches(session: Session, box: Box, status: str | None = None) -> list[MatchRow]:
-    first_seen = (select(Sighting.media_id, func.min(Sighting.location).label("location"))
-                  .group_by(Sighting.media_id).subquery())
+    first_seen = (
+        select(Sighting.media_id, func.min(Sighting.location).label("location")).group_by(Sighting.media_id).subquery()
+    )
     query = (
-        select(Match, Media.sha256, Media.nsfw, Media.provenance, first_seen.c.location, Subject.name_enc,
-               ProtectedHash.bank, Face.x, Face.y, Face.w, Face.h)
+        select(
+            Match,
+            Media.sha256,
+            Media.nsfw,
+            Media.provenance,
+            first_seen.c.location,
+            Subject.name_enc,
+            ProtectedHash.bank,
+            Face.x,
+            Face.y,
+            Face.w,
+            Face.h,
+        )
         .join(Media, Media.id == Match.media_id)
         .join(first_seen, first_seen.c.media_id == Match.media_id)
         .outerjoin(Subject, Subject.id == Match.subject_id)
@@ -64,8 +84,24 @@ def list_matches(session: Session, box: Box, status: str | None = None) -> list[
     for m, sha, nsfw, prov, loc, name_enc, bank, x, y, w, h in session.execute(query):
         target = box.open_text(name_enc) if name_enc is not None else bank
         face_box = (x, y, w, h) if x is not None else None
-        rows.append(MatchRow(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha,
-                             face_box, nsfw, prov or {}, m.created_at))
+        rows.append(
+            MatchRow(
+                m.id,
+                m.kind,
+                target,
+                m.subject_id,
+                loc,
+                m.score,
+                m.tier,
+                m.status,
+                m.media_id,
+                sha,
+                face_box,
+                nsfw,
+                prov or {},
+                m.created_at,
+            )
+        )
     return rows
 
 

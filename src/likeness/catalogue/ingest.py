@@ -36,8 +36,11 @@ def known(session: Session, digests: list[str]) -> dict[str, int]:
 
 def sight(session: Session, media_id: int, location: str) -> None:
     stmt = insert(Sighting).values(media_id=media_id, location=location)
-    session.execute(stmt.on_conflict_do_update(constraint="sightings_media_id_location_key",
-                                               set_={"last_seen": stmt.excluded.last_seen}))
+    session.execute(
+        stmt.on_conflict_do_update(
+            constraint="sightings_media_id_location_key", set_={"last_seen": stmt.excluded.last_seen}
+        )
+    )
 
 
 def ingest(session: Session, digest: str, location: str, outcome: Analysis | LikenessError) -> Ingested:
@@ -53,9 +56,20 @@ def ingest(session: Session, digest: str, location: str, outcome: Analysis | Lik
     result = Ingested(media_id, created=True)
     if isinstance(outcome, Analysis):
         for idx, face in enumerate(outcome.faces):
-            row = Face(media_id=media_id, idx=idx, x=face.box[0], y=face.box[1], w=face.box[2], h=face.box[3],
-                       landmarks=[list(p) for p in face.landmarks], det_score=face.det_score,
-                       quality=face.quality, embedding=face.embedding, engine=face.engine, model=face.model)
+            row = Face(
+                media_id=media_id,
+                idx=idx,
+                x=face.box[0],
+                y=face.box[1],
+                w=face.box[2],
+                h=face.box[3],
+                landmarks=[list(p) for p in face.landmarks],
+                det_score=face.det_score,
+                quality=face.quality,
+                embedding=face.embedding,
+                engine=face.engine,
+                model=face.model,
+            )
             session.add(row)
             session.flush()
             result.faces.append(StoredFace(row.id, idx))
@@ -66,9 +80,16 @@ def _media_values(outcome: Analysis | LikenessError) -> dict[str, object]:
     if isinstance(outcome, LikenessError):
         return {"status": "failed", "error_kind": outcome.kind, "error_message": str(outcome)}
     return {
-        "status": "analyzed", "format": outcome.format, "width": outcome.width, "height": outcome.height,
-        "frame_count": outcome.frame_count, "pdq": outcome.pdq, "pdq_quality": outcome.pdq_quality,
-        "nsfw": outcome.nsfw, "provenance": outcome.provenance, "skipped": outcome.skipped,
+        "status": "analyzed",
+        "format": outcome.format,
+        "width": outcome.width,
+        "height": outcome.height,
+        "frame_count": outcome.frame_count,
+        "pdq": outcome.pdq,
+        "pdq_quality": outcome.pdq_quality,
+        "nsfw": outcome.nsfw,
+        "provenance": outcome.provenance,
+        "skipped": outcome.skipped,
         "warnings": outcome.warnings,
     }
 

@@ -65,13 +65,17 @@ def subjects_add(
     photos: Annotated[list[Path], typer.Argument(help="Reference photos, one face each.", exists=True)],
     name: Annotated[str, typer.Option("--name", help="The subject's name (stored encrypted).")],
     largest_face: Annotated[bool, typer.Option(help="Use the largest face when a photo has several.")] = False,
-    allow_domain: Annotated[list[str] | None, typer.Option(help="A domain where this face is used with consent.")] = None,
+    allow_domain: Annotated[
+        list[str] | None, typer.Option(help="A domain where this face is used with consent.")
+    ] = None,
 ) -> None:
     """Enroll a consenting subject; the whole catalogue is searched for them at once."""
     with session() as a:
         result = subjects.enroll(a, name, photos, largest_face=largest_face, allowed_domains=allow_domain)
-    out.print(f"subject {result.subject_id} enrolled from {result.references} photo(s); "
-              f"{result.catalogue_matches} match(es) in the catalogue")
+    out.print(
+        f"subject {result.subject_id} enrolled from {result.references} photo(s); "
+        f"{result.catalogue_matches} match(es) in the catalogue"
+    )
 
 
 @subjects_app.command("list")
@@ -86,7 +90,9 @@ def subjects_remove(subject_id: int) -> None:
     """Withdraw a subject: their embeddings and matches are deleted everywhere."""
     with session() as a:
         counts = subjects.withdraw(a, subject_id)
-    out.print(f"subject {subject_id} removed with {counts['references']} embedding(s) and {counts['matches']} match(es)")
+    out.print(
+        f"subject {subject_id} removed with {counts['references']} embedding(s) and {counts['matches']} match(es)"
+    )
 
 
 @hashes_app.command("add")
@@ -161,9 +167,11 @@ def demo_cmd(
 
     result = demo.run(workdir.resolve(), out.print)
     output.matches(out, result.matches, "table")
-    out.print(f"subject copies found: {result.subject_found}/{result.subject_total}; false matches on other "
-              f"people or no-face pictures: {len(result.false_matches)} {result.false_matches or ''}; reposts of "
-              f"the protected image found: {result.reposts_found}")
+    out.print(
+        f"subject copies found: {result.subject_found}/{result.subject_total}; false matches on other "
+        f"people or no-face pictures: {len(result.false_matches)} {result.false_matches or ''}; reposts of "
+        f"the protected image found: {result.reposts_found}"
+    )
     out.print(f"5. report: {result.report}  ({result.elapsed_s:.0f}s in all)")
     if result.false_matches or result.subject_found < result.subject_total:
         raise typer.Exit(1)

@@ -19,14 +19,18 @@ from likeness.services.scan import ScanSummary
 
 @contextmanager
 def scan_progress(console: Console, disabled: bool = False) -> Iterator[ProgressFn]:
-    columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:.1f} files/s · {task.fields[errors]} errors"), TimeElapsedColumn())
+    columns = (
+        TextColumn("scanning"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} files/s · {task.fields[errors]} errors"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, disable=disabled, transient=False) as bar:
         task = bar.add_task("scan", total=None, rate=0.0, errors=0)
 
         def update(summary: ScanSummary, total: int) -> None:
-            bar.update(task, completed=summary.files, total=total, rate=summary.files_per_s,
-                       errors=len(summary.errors))
+            bar.update(task, completed=summary.files, total=total, rate=summary.files_per_s, errors=len(summary.errors))
 
         yield update
 
@@ -61,7 +65,9 @@ def subjects(console: Console, rows: Sequence[SubjectInfo], fmt: str) -> None:
         return
     table = Table("id", "name", "references", "outliers", "matches", "allowed domains")
     for r in rows:
-        table.add_row(str(r.id), r.name, str(r.references), str(r.outliers), str(r.matches), ", ".join(r.allowed_domains))
+        table.add_row(
+            str(r.id), r.name, str(r.references), str(r.outliers), str(r.matches), ", ".join(r.allowed_domains)
+        )
     console.print(table)
 
 
@@ -71,5 +77,7 @@ def hashes_added(console: Console, results: Sequence[HashAdded]) -> None:
             console.print(f"[red]{r.file}[/red]: {r.error}")
         else:
             state = "added" if r.created else "already protected"
-            console.print(f"{r.file}: {state} (pdq {r.pdq_hex}, quality {r.quality}); "
-                          f"{r.catalogue_matches} match(es) in the catalogue")
+            console.print(
+                f"{r.file}: {state} (pdq {r.pdq_hex}, quality {r.quality}); "
+                f"{r.catalogue_matches} match(es) in the catalogue"
+            )

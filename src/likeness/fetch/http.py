@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import aiohttp
@@ -18,15 +20,20 @@ from likeness.errors import BlockedAddress, FetchError, LikenessError, TooLarge
 from likeness.fetch.guard import PublicOnlyResolver, check_url
 from likeness.settings import FetchSettings
 
+T = TypeVar("T")
+
 
 class TransientFetchError(FetchError):
     """Worth retrying: a 5xx, 429 or a dropped connection."""
 
 
 class Fetcher:
-    def __init__(self, settings: FetchSettings, max_bytes: int) -> None:
+    """``guard`` vets every URL, redirect hops included, before a connection is made."""
+
+    def __init__(self, settings: FetchSettings, max_bytes: int, guard: Callable[[str], object] = check_url) -> None:
         self.settings = settings
         self.max_bytes = max_bytes
+        self.guard = guard
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="likeness-fetch", daemon=True)
         self._session: aiohttp.ClientSession | None = None
@@ -36,7 +43,7 @@ class Fetcher:
         self._session = self._run(self._open())
         return self
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._session is not None:
             self._run(self._session.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -46,15 +53,16 @@ class Fetcher:
     def get(self, url: str) -> bytes:
         return self._run(self._get(url))
 
-    def _run(self, coro):  # type: ignore[no-untyped-def]
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def _open(self) -> aiohttp.ClientSession:
         resolver = None if self.settings.allow_private_networks else PublicOnlyResolver()
         connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=4)
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
-        return aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers={"User-Agent": self.settings.user_agent})
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers={"User-Agent": self.settings.user_agent}
+        )
 
     async def _get(self, url: str) -> bytes:
         attempt = retry(
@@ -69,7 +77,7 @@ class Fetcher:
         assert self._session is not None
         for _ in range(self.settings.max_redirects + 1):
             if not self.settings.allow_private_networks:
-                check_url(url)
+                self.guard(url)
             try:
                 async with self._session.get(url, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:

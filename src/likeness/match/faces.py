@@ -34,14 +34,18 @@ class SubjectIndex:
     @classmethod
     def load(cls, session: Session, engine: str, model: str, subject_id: int | None = None) -> SubjectIndex:
         version = registry_version(session)
-        query = (select(Subject.id, Subject.centroid, Subject.allowed_domains)
-                 .where(Subject.engine == engine, Subject.model == model).order_by(Subject.id))
+        query = (
+            select(Subject.id, Subject.centroid, Subject.allowed_domains)
+            .where(Subject.engine == engine, Subject.model == model)
+            .order_by(Subject.id)
+        )
         if subject_id is not None:
             query = query.where(Subject.id == subject_id)
         subjects = session.execute(query).all()
         refs = session.execute(
-            select(SubjectReference.subject_id, SubjectReference.embedding)
-            .where(SubjectReference.subject_id.in_([s.id for s in subjects]), ~SubjectReference.is_outlier)
+            select(SubjectReference.subject_id, SubjectReference.embedding).where(
+                SubjectReference.subject_id.in_([s.id for s in subjects]), ~SubjectReference.is_outlier
+            )
         ).all()
         rows = [(s.id, np.asarray(s.centroid, np.float32)) for s in subjects]
         rows += [(r.subject_id, np.asarray(r.embedding, np.float32)) for r in refs]
@@ -59,8 +63,9 @@ class SubjectIndex:
         return self.owners[starts], np.maximum.reduceat(sims, starts, axis=1)
 
 
-def match_faces(session: Session, index: SubjectIndex, media_id: int, faces: list[tuple[int, np.ndarray]],
-                settings: FaceSettings) -> int:
+def match_faces(
+    session: Session, index: SubjectIndex, media_id: int, faces: list[tuple[int, np.ndarray]], settings: FaceSettings
+) -> int:
     """Match freshly ingested faces of one media against every subject; returns new matches."""
     if not faces:
         return 0
@@ -76,8 +81,15 @@ def match_faces(session: Session, index: SubjectIndex, media_id: int, faces: lis
             continue
         tier = face_tier(score, settings)
         assert tier is not None
-        created += create_match(session, kind="face", media_id=media_id, score=score, tier=tier,
-                                subject_id=subject_id, face_id=faces[face_i][0])
+        created += create_match(
+            session,
+            kind="face",
+            media_id=media_id,
+            score=score,
+            tier=tier,
+            subject_id=subject_id,
+            face_id=faces[face_i][0],
+        )
     return created
 
 
@@ -90,8 +102,9 @@ def search_catalogue(session: Session, subject_id: int, settings: FaceSettings) 
     for probe in index.probes:
         distance = Face.embedding.cosine_distance(probe)
         rows = session.execute(
-            select(Face.id, Face.media_id, Face.embedding)
-            .where(Face.engine == subject.engine, Face.model == subject.model, distance <= 1.0 - settings.tier_low)
+            select(Face.id, Face.media_id, Face.embedding).where(
+                Face.engine == subject.engine, Face.model == subject.model, distance <= 1.0 - settings.tier_low
+            )
         )
         candidates.update({r.id: (r.media_id, np.asarray(r.embedding, np.float32)) for r in rows})
     by_media: dict[int, list[tuple[int, np.ndarray]]] = {}

@@ -31,9 +31,14 @@ class HashIndex:
 
     @classmethod
     def load(cls, session: Session, min_quality: int) -> HashIndex:
-        rows = session.execute(select(ProtectedHash.id, ProtectedHash.digest)
-                               .where(ProtectedHash.quality >= min_quality).order_by(ProtectedHash.id)).all()
-        return cls(registry_version(session), np.array([r.id for r in rows], np.int64), _words([r.digest for r in rows]))
+        rows = session.execute(
+            select(ProtectedHash.id, ProtectedHash.digest)
+            .where(ProtectedHash.quality >= min_quality)
+            .order_by(ProtectedHash.id)
+        ).all()
+        return cls(
+            registry_version(session), np.array([r.id for r in rows], np.int64), _words([r.digest for r in rows])
+        )
 
     def near(self, digest: bytes, max_distance: int) -> list[tuple[int, int]]:
         d = distances(self.table, digest)
@@ -41,17 +46,13 @@ class HashIndex:
         return [(int(self.ids[i]), int(d[i])) for i in hits]
 
 
-def match_hash(session: Session, index: HashIndex, media_id: int, digest: bytes | None, quality: int | None,
-               settings: HashSettings) -> int:
+def match_hash(
+    session: Session, index: HashIndex, media_id: int, digest: bytes | None, quality: int | None, settings: HashSettings
+) -> int:
     if digest is None or quality is None or quality < settings.pdq_min_quality:
         return 0
-    created = 0
-    for hash_id, distance in index.near(digest, settings.pdq_max_distance):
-        tier = hash_tier(distance, settings)
-        assert tier is not None
-        created += create_match(session, kind="hash", media_id=media_id, score=float(distance), tier=tier,
-                                hash_id=hash_id)
-    return created
+    hits = index.near(digest, settings.pdq_max_distance)
+    return _record(session, [(media_id, hash_id, distance) for hash_id, distance in hits], settings)
 
 
 def search_catalogue(session: Session, hash_id: int, settings: HashSettings) -> int:
@@ -60,13 +61,21 @@ def search_catalogue(session: Session, hash_id: int, settings: HashSettings) -> 
     assert protected is not None
     if protected.quality < settings.pdq_min_quality:
         return 0
-    rows = session.execute(select(Media.id, Media.pdq).where(Media.pdq.is_not(None),
-                                                             Media.pdq_quality >= settings.pdq_min_quality)).all()
-    d = distances(_words([r.pdq for r in rows]), protected.digest)
+    rows = session.execute(
+        select(Media.id, Media.pdq).where(Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality)
+    ).all()
+    d = distances(_words([r.pdq for r in rows if r.pdq is not None]), protected.digest)
+    hits = np.flatnonzero(d <= settings.pdq_max_distance)
+    return _record(session, [(rows[int(i)].id, hash_id, int(d[i])) for i in hits], settings)
+
+
+def _record(session: Session, hits: list[tuple[int, int, int]], settings: HashSettings) -> int:
+    """Create matches for (media id, hash id, distance) triples; returns how many are new."""
     created = 0
-    for i in np.flatnonzero(d <= settings.pdq_max_distance):
-        tier = hash_tier(int(d[i]), settings)
+    for media_id, hash_id, distance in hits:
+        tier = hash_tier(distance, settings)
         assert tier is not None
-        created += create_match(session, kind="hash", media_id=rows[i].id, score=float(d[i]), tier=tier,
-                                hash_id=hash_id)
+        created += create_match(
+            session, kind="hash", media_id=media_id, score=float(distance), tier=tier, hash_id=hash_id
+        )
     return created

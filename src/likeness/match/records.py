@@ -9,19 +9,48 @@ from likeness.store import audit
 from likeness.store.models import Match
 
 
-def create_match(session: Session, *, kind: str, media_id: int, score: float, tier: str,
-                 subject_id: int | None = None, face_id: int | None = None, hash_id: int | None = None) -> bool:
+def create_match(
+    session: Session,
+    *,
+    kind: str,
+    media_id: int,
+    score: float,
+    tier: str,
+    subject_id: int | None = None,
+    face_id: int | None = None,
+    hash_id: int | None = None,
+) -> bool:
     """True when the match is new; the same face/subject or hash/media pair is only ever one match."""
     match_id = session.scalar(
         insert(Match)
-        .values(kind=kind, media_id=media_id, score=score, tier=tier, status="new",
-                subject_id=subject_id, face_id=face_id, hash_id=hash_id)
+        .values(
+            kind=kind,
+            media_id=media_id,
+            score=score,
+            tier=tier,
+            status="new",
+            subject_id=subject_id,
+            face_id=face_id,
+            hash_id=hash_id,
+        )
         .on_conflict_do_nothing()
         .returning(Match.id)
     )
     if match_id is None:
         return False
-    audit.record(session, "match.created", "match", match_id,
-                 {"kind": kind, "tier": tier, "score": round(score, 4), "subject_id": subject_id,
-                  "hash_id": hash_id, "media_id": media_id}, actor="scanner")
+    audit.record(
+        session,
+        "match.created",
+        "match",
+        match_id,
+        {
+            "kind": kind,
+            "tier": tier,
+            "score": round(score, 4),
+            "subject_id": subject_id,
+            "hash_id": hash_id,
+            "media_id": media_id,
+        },
+        actor="scanner",
+    )
     return True

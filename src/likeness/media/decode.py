@@ -76,7 +76,7 @@ def decode(data: bytes, limits: MediaLimits) -> Media:
 
 
 def _decode(data: bytes, fmt: str, limits: MediaLimits) -> Media:
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     width, height = img.size
     if width * height > limits.max_pixels:
         raise TooLarge(f"{width}x{height} = {width * height} pixels is over the {limits.max_pixels} limit")
@@ -141,7 +141,7 @@ def _metadata(img: Image.Image, exif: dict[int, object]) -> dict[str, str]:
             raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
             meta["xmp"] = raw[:20_000]
         elif isinstance(value, str):
-            meta[key] = value[:20_000]
+            meta[str(key)] = value[:20_000]
     if exif.get(_EXIF_SOFTWARE):
         meta["exif_software"] = str(exif[_EXIF_SOFTWARE])
     return meta

@@ -31,13 +31,16 @@ def add_hash(session: Session, bank: str, digest: bytes, quality: int) -> tuple[
         audit.record(session, "hash.added", "hash", hash_id, {"bank": bank, "quality": quality})
         return hash_id, True
     existing = session.scalar(
-        select(ProtectedHash.id).where(ProtectedHash.bank == bank, ProtectedHash.algorithm == PDQ_ALGORITHM,
-                                       ProtectedHash.digest == digest)
+        select(ProtectedHash.id).where(
+            ProtectedHash.bank == bank, ProtectedHash.algorithm == PDQ_ALGORITHM, ProtectedHash.digest == digest
+        )
     )
     assert existing is not None
     return existing, False
 
 
 def banks(session: Session) -> list[BankInfo]:
-    rows = session.execute(select(ProtectedHash.bank, func.count()).group_by(ProtectedHash.bank).order_by(ProtectedHash.bank))
+    rows = session.execute(
+        select(ProtectedHash.bank, func.count()).group_by(ProtectedHash.bank).order_by(ProtectedHash.bank)
+    )
     return [BankInfo(bank, n) for bank, n in rows]

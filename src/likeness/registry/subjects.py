@@ -36,8 +36,9 @@ class SubjectInfo:
     allowed_domains: list[str]
 
 
-def reference_from_photo(data: bytes, label: str, engine: FaceEngine, settings: Settings,
-                         largest_face: bool = False) -> Reference:
+def reference_from_photo(
+    data: bytes, label: str, engine: FaceEngine, settings: Settings, largest_face: bool = False
+) -> Reference:
     """Embed the one face of a reference photo; a photo with none, or several, is refused unless told otherwise."""
     try:
         media = decode(data, settings.media)
@@ -47,9 +48,7 @@ def reference_from_photo(data: bytes, label: str, engine: FaceEngine, settings: 
     if not faces:
         raise EnrollmentError(f"{label}: no face found; use a clear, front-facing photo")
     if len(faces) > 1 and not largest_face:
-        raise EnrollmentError(
-            f"{label}: {len(faces)} faces found; crop the photo to one person or pass --largest-face"
-        )
+        raise EnrollmentError(f"{label}: {len(faces)} faces found; crop the photo to one person or pass --largest-face")
     face = max(faces, key=lambda f: f.box[2] * f.box[3])
     return Reference(face.embedding, _quality(face, media.scale), face.chip)
 
@@ -59,23 +58,25 @@ def _quality(face: EngineFace, scale: float) -> float:
     return face_quality((box[0], box[1], box[2], box[3]), face.det_score)
 
 
-def centroid(embeddings: np.ndarray, weights: np.ndarray, outlier_below: float,
-             min_refs: int) -> tuple[np.ndarray, np.ndarray]:
+def centroid(
+    embeddings: np.ndarray, weights: np.ndarray, outlier_below: float, min_refs: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Quality-weighted mean direction and an outlier mask.
 
-    With ``min_refs`` or more references, one whose similarity to the centroid of the *others* is under
-    ``outlier_below`` is an outlier (a wrong person or a bad photo) and does not shape the centroid.
-    At least two references always remain.
+    With ``min_refs`` or more references, the reference least like the current centroid is dropped while its
+    similarity to the centroid of the *others* is under ``outlier_below`` (a wrong person or a bad photo),
+    one at a time so that one stranger cannot drag the good references down with it. Two always remain.
     """
     outliers = np.zeros(len(embeddings), dtype=bool)
-    if len(embeddings) >= min_refs:
-        total = (embeddings * weights[:, None]).sum(axis=0)
-        for i, vector in enumerate(embeddings):
-            others = _unit(total - weights[i] * vector)
-            outliers[i] = float(vector @ others) < outlier_below
-        if (~outliers).sum() < 2:
-            outliers[:] = False
-    keep = ~outliers
+    while len(embeddings) >= min_refs and (~outliers).sum() > 2:
+        keep = np.flatnonzero(~outliers)
+        center = _unit((embeddings[keep] * weights[keep, None]).sum(axis=0))
+        worst = keep[np.argmin(embeddings[keep] @ center)]
+        others = keep[keep != worst]
+        if float(embeddings[worst] @ _unit((embeddings[others] * weights[others, None]).sum(axis=0))) >= outlier_below:
+            break
+        outliers[worst] = True
+    keep = np.flatnonzero(~outliers)
     return _unit((embeddings[keep] * weights[keep, None]).sum(axis=0)), outliers
 
 
@@ -83,22 +84,51 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
-def create_subject(session: Session, box: Box, name: str, refs: list[Reference], engine: FaceEngine,
-                   settings: Settings, allowed_domains: list[str] | None = None) -> int:
+def create_subject(
+    session: Session,
+    box: Box,
+    name: str,
+    refs: list[Reference],
+    engine: FaceEngine,
+    settings: Settings,
+    allowed_domains: list[str] | None = None,
+) -> int:
     embeddings = np.stack([r.embedding for r in refs])
     weights = np.array([max(r.quality, 0.05) for r in refs], dtype=np.float32)
     center, outliers = centroid(embeddings, weights, settings.faces.tier_low, settings.faces.outlier_min_refs)
-    subject = Subject(name_enc=box.seal_text(name), allowed_domains=sorted(set(allowed_domains or [])),
-                      engine=engine.name, model=engine.model, centroid=center)
+    subject = Subject(
+        name_enc=box.seal_text(name),
+        allowed_domains=sorted(set(allowed_domains or [])),
+        engine=engine.name,
+        model=engine.model,
+        centroid=center,
+    )
     session.add(subject)
     session.flush()
     for ref, is_outlier in zip(refs, outliers, strict=True):
         crop = box.seal(_jpeg(ref.chip)) if settings.keep_reference_crops else None
-        session.add(SubjectReference(subject_id=subject.id, embedding=ref.embedding, quality=ref.quality,
-                                     is_outlier=bool(is_outlier), crop_enc=crop))
-    audit.record(session, "subject.enrolled", "subject", subject.id,
-                 {"references": len(refs), "outliers": int(outliers.sum()), "engine": engine.name,
-                  "model": engine.model, "allowed_domains": subject.allowed_domains})
+        session.add(
+            SubjectReference(
+                subject_id=subject.id,
+                embedding=ref.embedding,
+                quality=ref.quality,
+                is_outlier=bool(is_outlier),
+                crop_enc=crop,
+            )
+        )
+    audit.record(
+        session,
+        "subject.enrolled",
+        "subject",
+        subject.id,
+        {
+            "references": len(refs),
+            "outliers": int(outliers.sum()),
+            "engine": engine.name,
+            "model": engine.model,
+            "allowed_domains": subject.allowed_domains,
+        },
+    )
     return subject.id
 
 
@@ -109,9 +139,15 @@ def _jpeg(pixels: np.ndarray) -> bytes:
 
 
 def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
-    refs = (select(SubjectReference.subject_id, func.count().label("n"),
-                   func.count().filter(SubjectReference.is_outlier).label("out"))
-            .group_by(SubjectReference.subject_id).subquery())
+    refs = (
+        select(
+            SubjectReference.subject_id,
+            func.count().label("n"),
+            func.count().filter(SubjectReference.is_outlier).label("out"),
+        )
+        .group_by(SubjectReference.subject_id)
+        .subquery()
+    )
     hits = select(Match.subject_id, func.count().label("m")).group_by(Match.subject_id).subquery()
     rows = session.execute(
         select(Subject, refs.c.n, refs.c.out, hits.c.m)
@@ -119,8 +155,10 @@ def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
         .outerjoin(hits, hits.c.subject_id == Subject.id)
         .order_by(Subject.id)
     )
-    return [SubjectInfo(s.id, box.open_text(s.name_enc), n or 0, out or 0, m or 0, list(s.allowed_domains))
-            for s, n, out, m in rows]
+    return [
+        SubjectInfo(s.id, box.open_text(s.name_enc), n or 0, out or 0, m or 0, list(s.allowed_domains))
+        for s, n, out, m in rows
+    ]
 
 
 def subject_name(session: Session, box: Box, subject_id: int) -> str:

@@ -61,8 +61,11 @@ def build(root: Path) -> Corpus:
     astronaut, hopper = data.astronaut(), np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))
     portrait = astronaut[20:280, 110:340]
     scan = root / "scan"
-    corpus = Corpus(root, _save(root / "reference" / "eileen_collins.jpg", portrait, quality=95),
-                    _save(root / "protected" / "private_original.png", data.chelsea(), "PNG"))
+    corpus = Corpus(
+        root,
+        _save(root / "reference" / "eileen_collins.jpg", portrait, quality=95),
+        _save(root / "protected" / "private_original.png", data.chelsea(), "PNG"),
+    )
     corpus.subject = [
         _save(scan / "subject" / "full_photo.jpg", astronaut, quality=90),
         _save(scan / "subject" / "half_size.jpg", _resize(astronaut, 0.5), quality=85),
@@ -79,8 +82,10 @@ def build(root: Path) -> Corpus:
         _save(scan / "others" / "grace_hopper.jpg", hopper, quality=90),
         _save(scan / "others" / "grace_hopper_small.png", _resize(hopper, 0.6), "PNG"),
     ]
-    corpus.no_face = [_save(scan / "noface" / f"{name}.jpg", getattr(data, name)())
-                      for name in ("coffee", "rocket", "brick", "hubble_deep_field", "coins")]
+    corpus.no_face = [
+        _save(scan / "noface" / f"{name}.jpg", getattr(data, name)())
+        for name in ("coffee", "rocket", "brick", "hubble_deep_field", "coins")
+    ]
     corpus.no_face.append(_save(scan / "noface" / "blank.png", np.full((400, 400, 3), 200, np.uint8), "PNG"))
     corpus.no_face.append(_save(scan / "noface" / "tiny.png", astronaut[:16, :16], "PNG"))
     corpus.reposts = [_save(scan / "reposts" / "cat_repost.jpg", _resize(data.chelsea(), 0.7), quality=60)]

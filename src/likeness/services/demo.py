@@ -37,9 +37,11 @@ def run(workdir: Path, say: Callable[[str], None]) -> DemoResult:
         added = hashes.add_files(app, "demo", [made.protected])[0]
         say(f"3. protected {made.protected.name} as PDQ {added.pdq_hex} (the image itself is not stored)")
         summary = scan.scan(app.store, app.settings, [str(made.scan_dir)])
-        say(f"4. scanned {summary.files} files in {summary.elapsed_s:.1f}s: {summary.faces} faces, "
+        say(
+            f"4. scanned {summary.files} files in {summary.elapsed_s:.1f}s: {summary.faces} faces, "
             f"{summary.face_matches} face matches, {summary.hash_matches} hash matches, "
-            f"{len(summary.errors)} files refused with a clear error:")
+            f"{len(summary.errors)} files refused with a clear error:"
+        )
         for e in summary.errors:
             say(f"   {Path(e.location).name}: {e.kind}: {e.message}")
         rows = review.list_matches(app)
@@ -50,7 +52,11 @@ def run(workdir: Path, say: Callable[[str], None]) -> DemoResult:
     faces = {r.location for r in rows if r.kind == "face"}
     hashed = {r.location for r in rows if r.kind == "hash"}
     return DemoResult(
-        rows, report, sum(str(p) in faces for p in made.subject), len(made.subject),
+        rows,
+        report,
+        sum(str(p) in faces for p in made.subject),
+        len(made.subject),
         [p.name for p in made.others + made.no_face if str(p) in faces],
-        sum(str(p) in hashed for p in made.reposts), time.perf_counter() - started,
+        sum(str(p) in hashed for p in made.reposts),
+        time.perf_counter() - started,
     )

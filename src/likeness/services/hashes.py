@@ -34,9 +34,16 @@ def _add_file(app: App, bank: str, path: Path) -> HashAdded:
     except (LikenessError, OSError) as exc:
         return HashAdded(str(path), None, None, None, False, 0, error=str(exc))
     if quality < app.settings.hashes.pdq_min_quality:
-        return HashAdded(str(path), None, digest.hex(), quality, False, 0,
-                         error=f"PDQ quality {quality} is under {app.settings.hashes.pdq_min_quality}: "
-                               "too little detail to match reliably; not stored")
+        return HashAdded(
+            str(path),
+            None,
+            digest.hex(),
+            quality,
+            False,
+            0,
+            error=f"PDQ quality {quality} is under {app.settings.hashes.pdq_min_quality}: "
+            "too little detail to match reliably; not stored",
+        )
     with app.store.transaction() as session:
         hash_id, created = registry.add_hash(session, bank, digest, quality)
         found = hash_match.search_catalogue(session, hash_id, app.settings.hashes) if created else 0

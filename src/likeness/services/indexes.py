@@ -36,10 +36,12 @@ class Indexes:
         for key, faces in by_model.items():
             if key not in self._subjects:
                 self._subjects[key] = face_match.SubjectIndex.load(session, *key)
-            face_matches += face_match.match_faces(session, self._subjects[key], stored.media_id, faces,
-                                                   self.settings.faces)
+            face_matches += face_match.match_faces(
+                session, self._subjects[key], stored.media_id, faces, self.settings.faces
+            )
         if self._hashes is None:
             self._hashes = hash_match.HashIndex.load(session, self.settings.hashes.pdq_min_quality)
-        hash_matches = hash_match.match_hash(session, self._hashes, stored.media_id, analysis.pdq,
-                                             analysis.pdq_quality, self.settings.hashes)
+        hash_matches = hash_match.match_hash(
+            session, self._hashes, stored.media_id, analysis.pdq, analysis.pdq_quality, self.settings.hashes
+        )
         return face_matches, hash_matches

@@ -22,7 +22,8 @@ def set_status(app: App, match_id: int, status: str) -> None:
 def write_report(app: App, out: Path, status: str | None = None) -> int:
     settings = app.settings
     with Fetcher(settings.fetch, settings.media.max_bytes) as fetcher, app.store.transaction() as session:
-        html, count = report.render(session, app.store.box, settings,
-                                    lambda loc: read_location(loc, fetcher, settings.media.max_bytes), status)
+        html, count = report.render(
+            session, app.store.box, settings, lambda loc: read_location(loc, fetcher, settings.media.max_bytes), status
+        )
     report.write(out, html)
     return count

@@ -70,8 +70,11 @@ def scan(store: Store, settings: Settings, targets: list[str], progress: Progres
     refs = list(discover(targets))
     summary, started = ScanSummary(), time.perf_counter()
     with ExitStack() as stack:
-        fetcher = stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes)) \
-            if any(r.is_url for r in refs) else None
+        fetcher = (
+            stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes))
+            if any(r.is_url for r in refs)
+            else None
+        )
         run = _Run(store, settings, summary, stack)
         for ref in refs:
             run.submit(ref, fetcher)
@@ -151,18 +154,26 @@ class _Run:
     def _broken(self, pending: _Pending) -> None:
         """A worker died (killed, or crashed in native code): not recorded, so the next scan retries it."""
         self.waiting.pop(pending.digest, None)
-        self._error(pending.ref.location, "worker_crashed", "the analysis worker died; retried on the next scan",
-                    recorded=False)
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+        self._error(
+            pending.ref.location, "worker_crashed", "the analysis worker died; retried on the next scan", recorded=False
+        )
+        self._close_pool()
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(self.settings.scan.workers, mp_context=get_context("spawn"),
-                                            initializer=workers.init, initargs=(self.settings,))
-            self.stack.callback(lambda: self.pool and self.pool.shutdown(cancel_futures=True))
+            self.pool = ProcessPoolExecutor(
+                self.settings.scan.workers,
+                mp_context=get_context("spawn"),
+                initializer=workers.init,
+                initargs=(self.settings,),
+            )
+            self.stack.callback(self._close_pool)
         return self.pool
+
+    def _close_pool(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
 
     def _error(self, location: str, kind: str, message: str, recorded: bool) -> None:
         log.info("scan.file_error", location=location, kind=kind, message=message)

@@ -19,8 +19,9 @@ class Enrolled:
     catalogue_matches: int
 
 
-def enroll(app: App, name: str, photos: list[Path], *, largest_face: bool = False,
-           allowed_domains: list[str] | None = None) -> Enrolled:
+def enroll(
+    app: App, name: str, photos: list[Path], *, largest_face: bool = False, allowed_domains: list[str] | None = None
+) -> Enrolled:
     if not name.strip():
         raise EnrollmentError("a subject needs a name")
     if not photos:
@@ -34,8 +35,9 @@ def enroll(app: App, name: str, photos: list[Path], *, largest_face: bool = Fals
             raise EnrollmentError(f"{photo}: {exc.strerror or exc}") from exc
         refs.append(registry.reference_from_photo(data, str(photo), engine, app.settings, largest_face))
     with app.store.transaction() as session:
-        subject_id = registry.create_subject(session, app.store.box, name.strip(), refs, engine, app.settings,
-                                             allowed_domains)
+        subject_id = registry.create_subject(
+            session, app.store.box, name.strip(), refs, engine, app.settings, allowed_domains
+        )
         found = face_match.search_catalogue(session, subject_id, app.settings.faces)
     return Enrolled(subject_id, len(refs), found)
 

@@ -16,8 +16,12 @@ _CHAIN_LOCK = 7_243_020
 
 
 def record(
-    session: Session, action: str, entity: str, entity_id: int | None,
-    details: dict[str, Any] | None = None, actor: str = "cli",
+    session: Session,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    details: dict[str, Any] | None = None,
+    actor: str = "cli",
 ) -> AuditEvent:
     # Serialise writers so the chain stays linear; the lock is released at commit or rollback.
     session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
@@ -46,6 +50,12 @@ def verify(session: Session) -> int | None:
 
 def registry_version(session: Session) -> int:
     """Changes whenever a subject or protected hash changes: in-memory indexes compare it to know when to reload."""
-    return session.scalar(
-        select(AuditEvent.id).where(AuditEvent.entity.in_(("subject", "hash"))).order_by(AuditEvent.id.desc()).limit(1)
-    ) or 0
+    return (
+        session.scalar(
+            select(AuditEvent.id)
+            .where(AuditEvent.entity.in_(("subject", "hash")))
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+        or 0
+    )

@@ -25,7 +25,9 @@ class Box:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as exc:
-            raise LikenessError("cannot decrypt: the secret key does not match the one the data was sealed with") from exc
+            raise LikenessError(
+                "cannot decrypt: the secret key does not match the one the data was sealed with"
+            ) from exc
 
     def seal_text(self, plain: str) -> bytes:
         return self.seal(plain.encode())

@@ -91,4 +91,3 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() if exists else None
-

@@ -135,9 +135,7 @@ class Match(Base):
     kind: Mapped[str] = mapped_column(String(8))  # 'face' | 'hash'
     subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True)
     face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), nullable=True)
-    hash_id: Mapped[int | None] = mapped_column(
-        ForeignKey("protected_hashes.id", ondelete="CASCADE"), nullable=True
-    )
+    hash_id: Mapped[int | None] = mapped_column(ForeignKey("protected_hashes.id", ondelete="CASCADE"), nullable=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
     score: Mapped[float] = mapped_column(Float)
     tier: Mapped[str] = mapped_column(String(8))

@@ -1,0 +1,103 @@
+"""URLs: only public addresses by default (SSRF guard); a real local HTTP server for the fetch path."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from likeness.errors import BlockedAddress, FetchError, TooLarge
+from likeness.fetch import Fetcher, check_url
+from likeness.services import scan
+from likeness.services.app import App
+from likeness.settings import FetchSettings
+from tests import images
+
+PICTURE = images.encode(images.astronaut_face_crop())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        routes = {"/face.jpg": (200, PICTURE), "/big.jpg": (200, b"\xff\xd8\xff" + b"0" * 5000)}
+        if self.path == "/to-metadata":
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+            return
+        status, body = routes.get(self.path, (404, b"missing"))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x.jpg",
+        "http://10.1.2.3/x.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/x.jpg",
+        "http://192.168.0.10/x.jpg",
+        "http://[::ffff:127.0.0.1]/x.jpg",
+        "http://0.0.0.0/",
+    ],
+)
+def test_literal_private_addresses_are_refused(url: str) -> None:
+    with pytest.raises(BlockedAddress, match="not a public address"):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "gopher://x"])
+def test_other_schemes_are_refused(url: str) -> None:
+    with pytest.raises(FetchError, match="only http and https"):
+        check_url(url)
+
+
+def test_names_resolving_to_private_addresses_are_refused() -> None:
+    with Fetcher(FetchSettings(retries=1), 1 << 20) as fetcher, pytest.raises(BlockedAddress, match="localhost"):
+        fetcher.get("http://localhost:9/x.jpg")
+
+
+def test_redirect_to_a_private_address_is_refused(server: str) -> None:
+    """The guard here lets the test server's own origin through; every later hop is checked as usual."""
+    hops: list[str] = []
+
+    def guard(url: str) -> object:
+        hops.append(url)
+        return None if url.startswith(server) else check_url(url)
+
+    with Fetcher(FetchSettings(retries=1), 1 << 20, guard) as fetcher, pytest.raises(BlockedAddress, match=r"169\.254"):
+        fetcher.get(server + "/to-metadata")
+    assert hops == [server + "/to-metadata", "http://169.254.169.254/latest/meta-data/"]
+
+
+def test_size_cap_and_http_errors(server: str) -> None:
+    with Fetcher(FetchSettings(retries=1, allow_private_networks=True), 1000) as fetcher:
+        with pytest.raises(TooLarge, match="1000-byte limit"):
+            fetcher.get(server + "/big.jpg")
+        with pytest.raises(FetchError, match="HTTP 404"):
+            fetcher.get(server + "/nope.jpg")
+
+
+def test_scan_urls(app: App, server: str) -> None:
+    blocked = scan.scan(app.store, app.settings, [server + "/face.jpg"])
+    assert [e.kind for e in blocked.errors] == ["blocked_address"] and not blocked.errors[0].recorded
+    app.settings.fetch.allow_private_networks = True
+    fetched = scan.scan(app.store, app.settings, [server + "/face.jpg", server + "/missing.jpg"])
+    assert fetched.analyzed == 1 and fetched.faces == 1
+    assert [e.kind for e in fetched.errors] == ["fetch"]
