@@ -25,16 +25,18 @@ class FaceSettings(BaseModel):
     upsample: int = 1
     detect_max_side: int = 800
     min_face_px: int = 20
-    # Cosine-similarity tiers, calibrated by bench/accuracy.py on ../shared/eval-data (docs/calibration.md).
-    tier_low: float = 0.92
-    tier_medium: float = 0.94
-    tier_high: float = 0.955
+    # Cosine-similarity tiers chosen by bench/accuracy.py on half of ../shared/eval-data for a pair false-accept
+    # rate of 1e-3 / 1e-4 / under 1e-5 (docs/calibration.md); a match needs at least the low tier.
+    tier_low: float = 0.940
+    tier_medium: float = 0.957
+    tier_high: float = 0.963
     outlier_min_refs: int = 3
 
 
 class NsfwSettings(BaseModel):
     engine: str = "nudenet"
     only_with_faces: bool = True
+    threads: int = 0  # 0: the runtime's default; scan workers use 1 each
 
 
 class HashSettings(BaseModel):

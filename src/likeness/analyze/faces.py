@@ -54,20 +54,29 @@ class DlibEngine:
         self._dlib = dlib
 
     def faces(self, pixels: np.ndarray) -> list[EngineFace]:
+        return [self.embed(pixels, box, score) for box, score in self.detect(pixels)]
+
+    def detect(self, pixels: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:
+        """Boxes (x, y, w, h) in ``pixels`` coordinates with detection scores; runs on a copy of at most
+        ``detect_max_side`` px, upsampled ``upsample`` times (see bench/detection.py for the trade-off)."""
         small, factor = _shrink(pixels, self._settings.detect_max_side)
         rects, scores, _ = self._detector.run(small, self._settings.upsample, 0.0)
         found = []
         for rect, score in zip(rects, scores, strict=True):
             x0, y0 = int(rect.left() / factor), int(rect.top() / factor)
             x1, y1 = int(rect.right() / factor), int(rect.bottom() / factor)
-            if min(x1 - x0, y1 - y0) < self._settings.min_face_px:
-                continue
-            shape = self._shape(pixels, self._dlib.rectangle(x0, y0, x1, y1))
-            chip = np.asarray(self._dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
-            vector = np.asarray(self._encoder.compute_face_descriptor(chip), dtype=np.float32)
-            landmarks = tuple((p.x, p.y) for p in shape.parts())
-            found.append(EngineFace((x0, y0, x1 - x0, y1 - y0), landmarks, float(score), _unit(vector), chip))
+            if min(x1 - x0, y1 - y0) >= self._settings.min_face_px:
+                found.append(((x0, y0, x1 - x0, y1 - y0), float(score)))
         return found
+
+    def embed(self, pixels: np.ndarray, box: tuple[int, int, int, int], score: float) -> EngineFace:
+        """5-point landmarks, the aligned 150 px chip, and its unit-length 128-d embedding."""
+        x, y, w, h = box
+        shape = self._shape(pixels, self._dlib.rectangle(x, y, x + w, y + h))
+        chip = np.asarray(self._dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
+        vector = np.asarray(self._encoder.compute_face_descriptor(chip), dtype=np.float32)
+        landmarks = tuple((p.x, p.y) for p in shape.parts())
+        return EngineFace(box, landmarks, score, _unit(vector), chip)
 
 
 def _shrink(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -32,10 +33,20 @@ class NsfwScorer(Protocol):
 class NudeNetScorer:
     name = "nudenet"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
+        import nudenet
+        import onnxruntime
         from nudenet import NudeDetector
 
         self._detector = NudeDetector()
+        if threads:
+            # NudeDetector builds a session with one thread per core; in a pool of one process per core
+            # those threads fight each other, so the session is rebuilt with the thread count asked for.
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = options.inter_op_num_threads = threads
+            model = Path(nudenet.__file__).with_name("320n.onnx")
+            providers = [p for p in onnxruntime.get_available_providers() if p != "AzureExecutionProvider"]
+            self._detector.onnx_session = onnxruntime.InferenceSession(str(model), options, providers=providers)
 
     def score(self, pixels: np.ndarray) -> float:
         # NudeNet converts RGBA->BGR itself and then swaps back to RGB for the network.
@@ -44,7 +55,7 @@ class NudeNetScorer:
         return max((float(d["score"]) for d in detections if d["class"] in _EXPLICIT), default=0.0)
 
 
-_SCORERS: dict[str, Callable[[], NsfwScorer]] = {"nudenet": NudeNetScorer}
+_SCORERS: dict[str, Callable[[int], NsfwScorer]] = {"nudenet": NudeNetScorer}
 
 
 class NsfwAnalyzer:
@@ -53,7 +64,7 @@ class NsfwAnalyzer:
     def __init__(self, settings: NsfwSettings) -> None:
         if settings.engine not in _SCORERS:
             raise ValueError(f"unknown NSFW engine {settings.engine!r}; available: {sorted(_SCORERS)}")
-        self._scorer = _SCORERS[settings.engine]()
+        self._scorer = _SCORERS[settings.engine](settings.threads)
         self._only_with_faces = settings.only_with_faces
 
     def __call__(self, media: Media, result: Analysis) -> None:

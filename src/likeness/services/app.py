@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from likeness import log
+from likeness.analyze.faces import FaceEngine, make_engine
 from likeness.settings import Settings, get_settings
 from likeness.store import Store, open_store
 
@@ -13,6 +14,13 @@ from likeness.store import Store, open_store
 class App:
     settings: Settings
     store: Store
+    _engine: FaceEngine | None = field(default=None, repr=False)
+
+    def face_engine(self) -> FaceEngine:
+        """Loaded on first use and kept: loading the models costs more than embedding one photo."""
+        if self._engine is None:
+            self._engine = make_engine(self.settings.faces)
+        return self._engine
 
     def close(self) -> None:
         self.store.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from likeness.analyze.faces import make_engine
 from likeness.errors import EnrollmentError
 from likeness.match import faces as face_match
 from likeness.registry import subjects as registry
@@ -26,7 +25,7 @@ def enroll(
         raise EnrollmentError("a subject needs a name")
     if not photos:
         raise EnrollmentError("at least one reference photo is needed")
-    engine = make_engine(app.settings.faces)
+    engine = app.face_engine()
     refs = []
     for photo in photos:
         try:

@@ -14,8 +14,12 @@ class AnalysisFailed(LikenessError):
 
 
 def init(settings: Settings) -> None:
+    """One worker per core, so each worker keeps to one thread (ONNX Runtime and OpenCV default to all cores)."""
     global _pipeline
-    _pipeline = Pipeline(settings)
+    import cv2
+
+    cv2.setNumThreads(1)
+    _pipeline = Pipeline(settings.model_copy(update={"nsfw": settings.nsfw.model_copy(update={"threads": 1})}))
 
 
 def analyze(data: bytes) -> Analysis | LikenessError:

@@ -15,7 +15,10 @@ MEDIA_SUFFIXES = frozenset(
 
 
 def discover(targets: list[str]) -> Iterator[MediaRef]:
-    """Expand paths (folders recursively, in a stable order) and pass URLs through."""
+    """Expand paths (folders recursively, in a stable order) and pass URLs through.
+
+    Locations are absolute but not resolved: a symlink is recorded under the name the user gave.
+    """
     for target in targets:
         if target.startswith(("http://", "https://")):
             yield MediaRef(target)
@@ -24,7 +27,7 @@ def discover(targets: list[str]) -> Iterator[MediaRef]:
         if path.is_dir():
             yield from _walk(path)
         else:
-            yield MediaRef(str(path.resolve()))
+            yield MediaRef(os.path.abspath(path))
 
 
 def _walk(root: Path) -> Iterator[MediaRef]:
@@ -32,4 +35,4 @@ def _walk(root: Path) -> Iterator[MediaRef]:
         dirs.sort()
         for name in sorted(files):
             if Path(name).suffix.lower() in MEDIA_SUFFIXES:
-                yield MediaRef(str((Path(folder) / name).resolve()))
+                yield MediaRef(os.path.abspath(Path(folder) / name))
