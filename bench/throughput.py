@@ -79,7 +79,7 @@ def stages(files: list[bytes], settings: Settings, engine: DlibEngine, nsfw: Nud
 
 
 def whole_scan(files: list[bytes]) -> float:
-    """Images/s of `scan` end to end (process pool on every core, embedded PostgreSQL, one subject enrolled)."""
+    """Images/s of `scan` end to end (process pool on every core, fresh embedded PostgreSQL, no subjects)."""
     from likeness.services import scan
     from likeness.services.app import open_app
 
@@ -147,9 +147,12 @@ whole analysis in the same run. The last column is `likeness scan` end to end on
             )
         }
 
-Detection dominates. JPEG draft mode keeps decoding of 1500 px originals close to thumbnails' cost (the decoder
-scales by 1/2 while decoding); detection runs on at most `faces.detect_max_side` = {settings.faces.detect_max_side}
-px with upsample {settings.faces.upsample}, so originals cost more to detect than thumbnails only up to that size.
+Inference, not I/O, bounds the scanner: decoding is a few percent of the time, so its floor is far above the
+analysis rate. On thumbnails the largest stage is the 128-d embedding (dlib's ResNet, once per face); on
+originals it is detection, which runs on at most `faces.detect_max_side` = {settings.faces.detect_max_side} px
+with upsample {settings.faces.upsample}. JPEG draft mode (decoding at 1/2..1/8 scale) engages only for pictures
+at least twice `media.analysis_max_side` = {settings.media.analysis_max_side} px, so it does not help 1500 px
+originals here.
 """,
     )
 

@@ -135,8 +135,10 @@ encoding the known folder and checking the unknown one). Speed is face_recogniti
 
 Why the difference: face_recognition prints *every* known person within Euclidean distance 0.6, so one face can
 be given several names; likeness names a face only for subjects whose cosine similarity to the subject's centroid
-or references reaches the calibrated low tier (docs/calibration.md). likeness decodes JPEGs in draft mode at
-reduced size and detects on at most 800 px, where face_recognition decodes in full and detects on up to 1600 px.
+or references reaches the calibrated low tier (docs/calibration.md). Both tools run the same dlib HOG detector and
+ResNet embedding, which take most of the time (see the throughput table), so speed differs only by where the
+detector runs (likeness: at most 800 px; face_recognition: up to 1600 px) and by likeness's single-threaded
+worker processes; most pictures in this set are small (ORL, Yale, face-api crops), where that saves little.
 """,
     )
 
