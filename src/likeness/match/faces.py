@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from likeness.catalogue.ingest import locations
@@ -98,16 +98,14 @@ def search_catalogue(session: Session, subject_id: int, settings: FaceSettings) 
     subject = session.get(Subject, subject_id)
     assert subject is not None
     index = SubjectIndex.load(session, subject.engine, subject.model, subject_id)
-    candidates: dict[int, tuple[int, np.ndarray]] = {}
-    for probe in index.probes:
-        distance = Face.embedding.cosine_distance(probe)
-        rows = session.execute(
-            select(Face.id, Face.media_id, Face.embedding).where(
-                Face.engine == subject.engine, Face.model == subject.model, distance <= 1.0 - settings.tier_low
-            )
+    # One pass over the table whatever the number of probes: the nearest probe decides.
+    nearest = func.least(*(Face.embedding.cosine_distance(probe) for probe in index.probes))
+    rows = session.execute(
+        select(Face.id, Face.media_id, Face.embedding).where(
+            Face.engine == subject.engine, Face.model == subject.model, nearest <= 1.0 - settings.tier_low
         )
-        candidates.update({r.id: (r.media_id, np.asarray(r.embedding, np.float32)) for r in rows})
+    )
     by_media: dict[int, list[tuple[int, np.ndarray]]] = {}
-    for face_id, (media_id, embedding) in candidates.items():
-        by_media.setdefault(media_id, []).append((face_id, embedding))
+    for face_id, media_id, embedding in rows:
+        by_media.setdefault(media_id, []).append((face_id, np.asarray(embedding, np.float32)))
     return sum(match_faces(session, index, media_id, faces, settings) for media_id, faces in by_media.items())
