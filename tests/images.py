@@ -7,12 +7,13 @@ import struct
 import zlib
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 from PIL import Image
 from skimage import data
 
-GRACE_HOPPER = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+from likeness.services.corpus import GRACE_HOPPER, resize
+
+__all__ = ["GRACE_HOPPER", "resize"]  # re-exported for the tests
 
 
 def astronaut() -> np.ndarray:
@@ -42,11 +43,6 @@ def write(path: Path, pixels: np.ndarray, fmt: str = "JPEG", **kw: object) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode(pixels, fmt, **kw))
     return path
-
-
-def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
-    img = Image.fromarray(pixels)
-    return np.asarray(img.resize((round(img.width * factor), round(img.height * factor)), Image.Resampling.LANCZOS))
 
 
 def astronaut_face_crop() -> np.ndarray:

@@ -76,7 +76,7 @@ class DlibEngine:
         chip = np.asarray(self._dlib.get_face_chip(pixels, shape, size=150, padding=0.25))
         vector = np.asarray(self._encoder.compute_face_descriptor(chip), dtype=np.float32)
         landmarks = tuple((p.x, p.y) for p in shape.parts())
-        return EngineFace(box, landmarks, score, _unit(vector), chip)
+        return EngineFace(box, landmarks, score, unit(vector), chip)
 
 
 def _shrink(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -88,8 +88,9 @@ def _shrink(pixels: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR)), factor
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+def unit(vector: np.ndarray) -> np.ndarray:
+    """The vector scaled to length 1, as float32 (cosine similarity is then a dot product)."""
+    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
 
 
 def face_quality(box: tuple[int, int, int, int], det_score: float) -> float:

@@ -7,20 +7,18 @@ caller's way of getting a location's bytes, so this module does no I/O policy of
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
-from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from likeness.cases.review import MatchRow, list_matches
 from likeness.errors import LikenessError
-from likeness.media import decode
+from likeness.media import decode, jpeg
 from likeness.settings import Settings
 from likeness.store.crypto import Box
 from likeness.store.models import SubjectReference
@@ -80,7 +78,7 @@ def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | 
     pixels = media.pixels
     if row.face_box:
         pixels = _crop(pixels, row.face_box, media.scale)
-    return _data_uri(_jpeg(pixels, 200)), ""
+    return _data_uri(jpeg(pixels, max_side=200, quality=85)), ""
 
 
 def _crop(pixels: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> np.ndarray:
@@ -88,14 +86,6 @@ def _crop(pixels: np.ndarray, face_box: tuple[int, int, int, int], scale: float)
     pad = round(0.35 * max(w, h))
     top, left = max(0, y - pad), max(0, x - pad)
     return pixels[top : y + h + pad, left : x + w + pad]
-
-
-def _jpeg(pixels: np.ndarray, side: int) -> bytes:
-    img = Image.fromarray(pixels)
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=85)
-    return buf.getvalue()
 
 
 def _data_uri(jpeg: bytes) -> str:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from likeness.analyze.faces import EngineFace, FaceEngine, face_quality
+from likeness.analyze.faces import EngineFace, FaceEngine, face_quality, unit
 from likeness.errors import EnrollmentError, MediaError, NotFound
-from likeness.media import decode
+from likeness.media import decode, jpeg
 from likeness.settings import Settings
 from likeness.store import audit
 from likeness.store.crypto import Box
@@ -67,21 +65,18 @@ def centroid(
     similarity to the centroid of the *others* is under ``outlier_below`` (a wrong person or a bad photo),
     one at a time so that one stranger cannot drag the good references down with it. Two always remain.
     """
+
+    def direction(rows: np.ndarray) -> np.ndarray:
+        return unit((embeddings[rows] * weights[rows, None]).sum(axis=0))
+
     outliers = np.zeros(len(embeddings), dtype=bool)
     while len(embeddings) >= min_refs and (~outliers).sum() > 2:
         keep = np.flatnonzero(~outliers)
-        center = _unit((embeddings[keep] * weights[keep, None]).sum(axis=0))
-        worst = keep[np.argmin(embeddings[keep] @ center)]
-        others = keep[keep != worst]
-        if float(embeddings[worst] @ _unit((embeddings[others] * weights[others, None]).sum(axis=0))) >= outlier_below:
+        worst = keep[np.argmin(embeddings[keep] @ direction(keep))]
+        if float(embeddings[worst] @ direction(keep[keep != worst])) >= outlier_below:
             break
         outliers[worst] = True
-    keep = np.flatnonzero(~outliers)
-    return _unit((embeddings[keep] * weights[keep, None]).sum(axis=0)), outliers
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+    return direction(np.flatnonzero(~outliers)), outliers
 
 
 def create_subject(
@@ -106,7 +101,7 @@ def create_subject(
     session.add(subject)
     session.flush()
     for ref, is_outlier in zip(refs, outliers, strict=True):
-        crop = box.seal(_jpeg(ref.chip)) if settings.keep_reference_crops else None
+        crop = box.seal(jpeg(ref.chip, quality=90)) if settings.keep_reference_crops else None
         session.add(
             SubjectReference(
                 subject_id=subject.id,
@@ -130,12 +125,6 @@ def create_subject(
         },
     )
     return subject.id
-
-
-def _jpeg(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
 
 
 def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:

@@ -37,13 +37,13 @@ def _save(path: Path, pixels: np.ndarray, fmt: str = "JPEG", **kw: object) -> Pa
     return path
 
 
-def _resize(pixels: np.ndarray, factor: float) -> np.ndarray:
+def resize(pixels: np.ndarray, factor: float) -> np.ndarray:
     img = Image.fromarray(pixels)
     return np.asarray(img.resize((round(img.width * factor), round(img.height * factor)), Image.Resampling.LANCZOS))
 
 
 def _collage(*parts: np.ndarray, height: int = 400) -> np.ndarray:
-    tiles = [_resize(p, height / p.shape[0]) for p in parts]
+    tiles = [resize(p, height / p.shape[0]) for p in parts]
     return np.concatenate(tiles, axis=1)
 
 
@@ -68,8 +68,8 @@ def build(root: Path) -> Corpus:
     )
     corpus.subject = [
         _save(scan / "subject" / "full_photo.jpg", astronaut, quality=90),
-        _save(scan / "subject" / "half_size.jpg", _resize(astronaut, 0.5), quality=85),
-        _save(scan / "subject" / "double_size.png", _resize(portrait, 2.0), "PNG"),
+        _save(scan / "subject" / "half_size.jpg", resize(astronaut, 0.5), quality=85),
+        _save(scan / "subject" / "double_size.png", resize(portrait, 2.0), "PNG"),
         _save(scan / "subject" / "low_quality.jpg", astronaut, quality=30),
         _save(scan / "subject" / "mirrored.webp", np.ascontiguousarray(astronaut[:, ::-1]), "WEBP", quality=80),
         _save(scan / "subject" / "greyscale.jpg", np.asarray(ImageOps.grayscale(Image.fromarray(astronaut)))),
@@ -80,7 +80,7 @@ def build(root: Path) -> Corpus:
     corpus.subject.append(rotated)
     corpus.others = [
         _save(scan / "others" / "grace_hopper.jpg", hopper, quality=90),
-        _save(scan / "others" / "grace_hopper_small.png", _resize(hopper, 0.6), "PNG"),
+        _save(scan / "others" / "grace_hopper_small.png", resize(hopper, 0.6), "PNG"),
     ]
     corpus.no_face = [
         _save(scan / "noface" / f"{name}.jpg", getattr(data, name)())
@@ -88,7 +88,7 @@ def build(root: Path) -> Corpus:
     ]
     corpus.no_face.append(_save(scan / "noface" / "blank.png", np.full((400, 400, 3), 200, np.uint8), "PNG"))
     corpus.no_face.append(_save(scan / "noface" / "tiny.png", astronaut[:16, :16], "PNG"))
-    corpus.reposts = [_save(scan / "reposts" / "cat_repost.jpg", _resize(data.chelsea(), 0.7), quality=60)]
+    corpus.reposts = [_save(scan / "reposts" / "cat_repost.jpg", resize(data.chelsea(), 0.7), quality=60)]
     corpus.hostile = _hostile(scan / "hostile")
     return corpus
 
