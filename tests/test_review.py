@@ -82,3 +82,15 @@ def test_cli_matches_json_confirm_and_report(
     assert "data:image/jpeg;base64," in html and "<script" not in html and "http" not in html.split("<body>")[1][:200]
     assert "confirmed" in html and "similarity" in html
     get_settings.cache_clear()
+
+
+def test_report_blurs_hash_matches(app: App, tmp_path: Path) -> None:
+    from likeness.services import hashes
+
+    made = corpus.build(tmp_path / "c")
+    hashes.add_files(app, "ncii", [made.protected])
+    scan.scan(app.store, app.settings, [str(made.scan_dir / "reposts")])
+    out = tmp_path / "r.html"
+    assert review.write_report(app, out) == 1
+    html = out.read_text()
+    assert "blurred: open the source to review" in html and "hash only (image never stored)" in html

@@ -37,6 +37,7 @@ class NsfwSettings(BaseModel):
     engine: str = "nudenet"
     only_with_faces: bool = True
     threads: int = 0  # 0: the runtime's default; scan workers use 1 each
+    blur_above: float = 0.5  # reports blur found pictures at or above this score (and every hash match)
 
 
 class HashSettings(BaseModel):

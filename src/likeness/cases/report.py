@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
+from PIL import Image, ImageFilter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -78,7 +79,15 @@ def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | 
     pixels = media.pixels
     if row.face_box:
         pixels = _crop(pixels, row.face_box, media.scale)
+    if _sensitive(row, settings):
+        # A hash match is a copy of someone's intimate image: the report never shows it in clear.
+        blurred = Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(max(pixels.shape[:2]) / 25))
+        return _data_uri(jpeg(np.asarray(blurred), max_side=200, quality=70)), "blurred: open the source to review"
     return _data_uri(jpeg(pixels, max_side=200, quality=85)), ""
+
+
+def _sensitive(row: MatchRow, settings: Settings) -> bool:
+    return row.kind == "hash" or (row.nsfw or 0.0) >= settings.nsfw.blur_above
 
 
 def _crop(pixels: np.ndarray, face_box: tuple[int, int, int, int], scale: float) -> np.ndarray:

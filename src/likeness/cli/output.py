@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from likeness.cases.review import MatchRow
 from likeness.registry.subjects import SubjectInfo
@@ -52,7 +52,7 @@ def matches(console: Console, rows: Sequence[MatchRow], fmt: str) -> None:
     if fmt == "json":
         console.print_json(json.dumps([r.as_json() for r in rows]))
         return
-    table = Table("id", "kind", "who / bank", "score", "tier", "status", "where")
+    table = Table("id", "kind", "who / bank", "score", "tier", "status", Column("where", overflow="fold"))
     for r in rows:
         score = f"{r.score:.3f}" if r.kind == "face" else f"d={int(r.score)}"
         table.add_row(str(r.id), r.kind, r.target, score, r.tier, r.status, r.location)
