@@ -9,7 +9,7 @@ from PIL import PngImagePlugin
 from likeness.analyze import Pipeline, pdq
 from likeness.analyze.plugins import available
 from likeness.analyze.provenance import detect
-from likeness.match.hashes import distances
+from likeness.match.pdq_index import as_words, hamming
 from likeness.settings import Settings
 from tests import images
 
@@ -64,9 +64,9 @@ def test_pdq_survives_reencoding_and_separates_different_pictures() -> None:
     original, _ = pdq(images.astronaut())
     reencoded, _ = pdq(np.asarray(images.resize(images.astronaut(), 0.5)))
     other, _ = pdq(images.NO_FACE["coffee"]())
-    table = np.frombuffer(original, np.uint64).reshape(1, 4)
-    assert distances(table, reencoded)[0] <= 31
-    assert distances(table, other)[0] > 31
+    table = as_words([original])
+    assert hamming(table, as_words([reencoded])[0])[0] <= 31
+    assert hamming(table, as_words([other])[0])[0] > 31
     assert len(original) == 32
 
 

@@ -97,3 +97,27 @@ def test_tiers_follow_thresholds() -> None:
         "low",
         None,
     ]
+
+
+def test_hash_index_takes_new_hashes_without_a_rebuild(
+    app: App, made: corpus.Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from likeness.analyze import pdq
+    from likeness.match.hashes import HashIndex
+    from likeness.match.pdq_index import PdqIndex
+    from likeness.media import decode
+    from likeness.registry.hashes import add_hash
+
+    with app.store.transaction() as session:
+        index = HashIndex.load(session, app.settings.hashes)
+    assert len(index.index) == 0
+
+    def no_rebuild(*args: object) -> None:
+        raise AssertionError("the index was rebuilt")
+
+    monkeypatch.setattr(PdqIndex, "build", no_rebuild)
+    digest, quality = pdq(decode(made.protected.read_bytes(), app.settings.media).pixels)
+    with app.store.transaction() as session:
+        hash_id, _ = add_hash(session, "ncii", digest, quality)
+        index.refresh(session)
+    assert index.near(digest, 31) == [(hash_id, 0)]

@@ -1,4 +1,8 @@
-"""PDQ matching by exact Hamming distance (every hash within the threshold, never approximate)."""
+"""PDQ matching by exact Hamming distance (every hash within the threshold, never approximate).
+
+Scans check new media against the protected hashes through the multi-index; a newly protected hash is checked
+against the catalogue by one vectorised pass over every catalogued PDQ (one query does not repay building an index).
+"""
 
 from __future__ import annotations
 
@@ -8,42 +12,53 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from likeness.match.pdq_index import PdqIndex, as_words, hamming
 from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
 from likeness.settings import HashSettings
 from likeness.store.audit import registry_version
-from likeness.store.models import Media, ProtectedHash
-
-
-def _words(digests: list[bytes]) -> np.ndarray:
-    return np.frombuffer(b"".join(digests), dtype=np.uint64).reshape(-1, 4) if digests else np.zeros((0, 4), np.uint64)
-
-
-def distances(table: np.ndarray, digest: bytes) -> np.ndarray:
-    return np.bitwise_count(table ^ _words([digest])).sum(axis=1)
+from likeness.store.models import AuditEvent, Media, ProtectedHash
 
 
 @dataclass
 class HashIndex:
+    """Every protected hash of sufficient quality, in an exact multi-index (``match.pdq_index``).
+
+    ``version`` is the newest audit event applied; ``refresh`` applies later ``hash.*`` events one by one,
+    so protecting one more image never rebuilds the index.
+    """
+
     version: int
-    ids: np.ndarray
-    table: np.ndarray  # (n, 4) uint64
+    index: PdqIndex
+    min_quality: int
 
     @classmethod
-    def load(cls, session: Session, min_quality: int) -> HashIndex:
+    def load(cls, session: Session, settings: HashSettings) -> HashIndex:
         rows = session.execute(
-            select(ProtectedHash.id, ProtectedHash.digest)
-            .where(ProtectedHash.quality >= min_quality)
-            .order_by(ProtectedHash.id)
+            select(ProtectedHash.id, ProtectedHash.digest).where(ProtectedHash.quality >= settings.pdq_min_quality)
         ).all()
-        return cls(
-            registry_version(session), np.array([r.id for r in rows], np.int64), _words([r.digest for r in rows])
-        )
+        index = PdqIndex(settings.pdq_max_distance)
+        index.build(np.array([r.id for r in rows], np.int64), as_words([r.digest for r in rows]))
+        return cls(registry_version(session), index, settings.pdq_min_quality)
+
+    def refresh(self, session: Session) -> None:
+        events = session.execute(
+            select(AuditEvent.id, AuditEvent.action, AuditEvent.entity_id)
+            .where(AuditEvent.entity == "hash", AuditEvent.id > self.version)
+            .order_by(AuditEvent.id)
+        ).all()
+        added = [e.entity_id for e in events if e.action == "hash.added"]
+        rows = {r.id: r for r in session.execute(select(ProtectedHash).where(ProtectedHash.id.in_(added))).scalars()}
+        for event in events:
+            row = rows.get(event.entity_id)
+            if event.action == "hash.added" and row is not None and row.quality >= self.min_quality:
+                self.index.add(row.id, row.digest)
+            elif event.action != "hash.added" and event.entity_id is not None:
+                self.index.remove(event.entity_id)
+            self.version = event.id
 
     def near(self, digest: bytes, max_distance: int) -> list[tuple[int, int]]:
-        d = distances(self.table, digest)
-        hits = np.flatnonzero(d <= max_distance)
-        return [(int(self.ids[i]), int(d[i])) for i in hits]
+        return self.index.query(digest, max_distance)
 
 
 def match_hash(
@@ -64,7 +79,7 @@ def search_catalogue(session: Session, hash_id: int, settings: HashSettings) -> 
     rows = session.execute(
         select(Media.id, Media.pdq).where(Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality)
     ).all()
-    d = distances(_words([r.pdq for r in rows if r.pdq is not None]), protected.digest)
+    d = hamming(as_words([r.pdq for r in rows if r.pdq is not None]), as_words([protected.digest])[0])
     hits = np.flatnonzero(d <= settings.pdq_max_distance)
     return _record(session, [(rows[int(i)].id, hash_id, int(d[i])) for i in hits], settings)
 

@@ -22,8 +22,11 @@ class Indexes:
 
     def _refresh(self, session: Session) -> None:
         version = registry_version(session)
-        if version != self._version:
-            self._version, self._subjects, self._hashes = version, {}, None
+        if version == self._version:
+            return
+        self._version, self._subjects = version, {}  # subject matrices are small: reloaded whole
+        if self._hashes is not None:
+            self._hashes.refresh(session)  # protected hashes: only the changes since the last look
 
     def match(self, session: Session, stored: Ingested, analysis: Analysis) -> tuple[int, int]:
         """New matches (faces, hashes) for a freshly ingested media."""
@@ -40,7 +43,7 @@ class Indexes:
                 session, self._subjects[key], stored.media_id, faces, self.settings.faces
             )
         if self._hashes is None:
-            self._hashes = hash_match.HashIndex.load(session, self.settings.hashes.pdq_min_quality)
+            self._hashes = hash_match.HashIndex.load(session, self.settings.hashes)
         hash_matches = hash_match.match_hash(
             session, self._hashes, stored.media_id, analysis.pdq, analysis.pdq_quality, self.settings.hashes
         )
