@@ -120,4 +120,4 @@ def test_hash_index_takes_new_hashes_without_a_rebuild(
     with app.store.transaction() as session:
         hash_id, _ = add_hash(session, "ncii", digest, quality)
         index.refresh(session)
-    assert index.near(digest, 31) == [(hash_id, 0)]
+        assert index.near(session, digest) == [(hash_id, 0, "ncii")]

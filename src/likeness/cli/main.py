@@ -95,13 +95,19 @@ def subjects_remove(subject_id: int) -> None:
     )
 
 
+Bank = Annotated[str, typer.Option(help="The bank.")]
+Submission = Annotated[str | None, typer.Option(help="Group these hashes so they can be withdrawn together.")]
+ListFormat = Annotated[str, typer.Option("--format", help="text (one PDQ hex per line) or csv (hash,quality,id)")]
+
+
 @hashes_app.command("add")
 def hashes_add(
     files: Annotated[list[Path], typer.Argument(help="Images to protect; only their PDQ hash is stored.", exists=True)],
-    bank: Annotated[str, typer.Option(help="The bank to add to.")] = "default",
+    bank: Bank = "default",
+    submission: Submission = None,
 ) -> None:
     with session() as a:
-        results = hashes.add_files(a, bank, files)
+        results = hashes.add_files(a, bank, files, submission)
     output.hashes_added(out, results)
     if any(r.error for r in results):
         raise typer.Exit(1)
@@ -109,9 +115,54 @@ def hashes_add(
 
 @hashes_app.command("list")
 def hashes_list() -> None:
+    """The banks, their settings and how many hashes each holds."""
     with session() as a:
-        for info in hashes.list_banks(a):
-            out.print(f"{info.bank}: {info.hashes} hash(es)")
+        output.banks(out, hashes.list_banks(a))
+
+
+@hashes_app.command("bank")
+def hashes_bank(
+    name: str,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="Match against this bank or not.")] = None,
+    negative: Annotated[
+        bool | None, typer.Option("--negative/--positive", help="Negative: known false positives that veto a match.")
+    ] = None,
+    threshold: Annotated[int | None, typer.Option(help="This bank's PDQ distance (at most the global one).")] = None,
+) -> None:
+    """Create or change a bank."""
+    with session() as a:
+        info = hashes.configure_bank(a, name, enabled=enabled, negative=negative, max_distance=threshold)
+    output.banks(out, [info])
+
+
+@hashes_app.command("withdraw")
+def hashes_withdraw(
+    ids: Annotated[list[int] | None, typer.Argument(help="Hash ids.")] = None,
+    submission: Annotated[str | None, typer.Option(help="Withdraw every hash of this submission.")] = None,
+) -> None:
+    """Withdraw protected hashes: they and their matches are deleted, and no index keeps them."""
+    with session() as a:
+        count = hashes.withdraw(a, ids, submission)
+    out.print(f"{count} hash(es) withdrawn")
+
+
+@hashes_app.command("import")
+def hashes_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    bank: Bank = "default",
+    fmt: ListFormat = "text",
+    submission: Submission = None,
+) -> None:
+    """Import a hash list as HMA and ThreatExchange tools write them; a file with any bad line imports nothing."""
+    with session() as a:
+        new, present, found = hashes.import_list(a, bank, path, fmt, submission)
+    out.print(f"{new} hash(es) imported into {bank}, {present} already there; {found} match(es) in the catalogue")
+
+
+@hashes_app.command("export")
+def hashes_export(bank: Bank = "default", fmt: ListFormat = "text") -> None:
+    with session() as a:
+        typer.echo(hashes.export_list(a, bank, fmt), nl=False)
 
 
 @matches_app.command("list")

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from likeness.cases.review import MatchRow
+from likeness.registry.hashes import BankInfo
 from likeness.registry.subjects import SubjectInfo
 from likeness.services.hashes import HashAdded
 from likeness.services.scan import Progress as ProgressFn
@@ -81,3 +82,12 @@ def hashes_added(console: Console, results: Sequence[HashAdded]) -> None:
                 f"{r.file}: {state} (pdq {r.pdq_hex}, quality {r.quality}); "
                 f"{r.catalogue_matches} match(es) in the catalogue"
             )
+
+
+def banks(console: Console, rows: Sequence[BankInfo]) -> None:
+    table = Table("bank", "hashes", "enabled", "kind", "threshold")
+    for b in rows:
+        kind = "negative" if b.negative else "protective"
+        threshold = "global" if b.max_distance is None else str(b.max_distance)
+        table.add_row(b.bank, str(b.hashes), "yes" if b.enabled else "no", kind, threshold)
+    console.print(table)

@@ -1,7 +1,9 @@
 """PDQ matching by exact Hamming distance (every hash within the threshold, never approximate).
 
-Scans check new media against the protected hashes through the multi-index; a newly protected hash is checked
-against the catalogue by one vectorised pass over every catalogued PDQ (one query does not repay building an index).
+Scans check new media against every protected hash through the multi-index; a newly protected hash is checked
+against the catalogue by one vectorised pass over every catalogued PDQ (one query does not repay an index).
+Banks decide what a hit means: a disabled bank's hits are ignored, a bank's own threshold can only tighten the
+global one, and a hit in a negative bank (known false positives) means no hash match for that media.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from likeness.match.pdq_index import PdqIndex, as_words, hamming
@@ -17,48 +19,88 @@ from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
 from likeness.settings import HashSettings
 from likeness.store.audit import registry_version
-from likeness.store.models import AuditEvent, Media, ProtectedHash
+from likeness.store.models import AuditEvent, Bank, Media, ProtectedHash
+
+
+@dataclass(frozen=True)
+class BankRule:
+    enabled: bool
+    negative: bool
+    max_distance: int
+
+    def admits(self, distance: int) -> bool:
+        return self.enabled and distance <= self.max_distance
+
+
+def bank_rules(session: Session, settings: HashSettings) -> dict[str, BankRule]:
+    return {
+        b.name: BankRule(
+            b.enabled, b.negative, min(b.max_distance if b.max_distance is not None else 99, settings.pdq_max_distance)
+        )
+        for b in session.scalars(select(Bank))
+    }
+
+
+def _usable(settings: HashSettings) -> ColumnElement[bool]:
+    """Hashes good enough to match: quality unknown (imported lists) or at least the minimum."""
+    return or_(ProtectedHash.quality.is_(None), ProtectedHash.quality >= settings.pdq_min_quality)
 
 
 @dataclass
 class HashIndex:
-    """Every protected hash of sufficient quality, in an exact multi-index (``match.pdq_index``).
+    """Every usable protected hash in an exact multi-index (``match.pdq_index``), plus the bank rules.
 
-    ``version`` is the newest audit event applied; ``refresh`` applies later ``hash.*`` events one by one,
+    ``version`` is the newest audit event applied; ``refresh`` applies later ``hash.*`` and ``bank.*`` events,
     so protecting one more image never rebuilds the index.
     """
 
     version: int
     index: PdqIndex
-    min_quality: int
+    settings: HashSettings
+    banks: dict[str, BankRule]
 
     @classmethod
     def load(cls, session: Session, settings: HashSettings) -> HashIndex:
-        rows = session.execute(
-            select(ProtectedHash.id, ProtectedHash.digest).where(ProtectedHash.quality >= settings.pdq_min_quality)
-        ).all()
+        rows = session.execute(select(ProtectedHash.id, ProtectedHash.digest).where(_usable(settings))).all()
         index = PdqIndex(settings.pdq_max_distance)
         index.build(np.array([r.id for r in rows], np.int64), as_words([r.digest for r in rows]))
-        return cls(registry_version(session), index, settings.pdq_min_quality)
+        return cls(registry_version(session), index, settings, bank_rules(session, settings))
 
     def refresh(self, session: Session) -> None:
         events = session.execute(
-            select(AuditEvent.id, AuditEvent.action, AuditEvent.entity_id)
-            .where(AuditEvent.entity == "hash", AuditEvent.id > self.version)
+            select(AuditEvent.id, AuditEvent.entity, AuditEvent.action, AuditEvent.entity_id)
+            .where(AuditEvent.entity.in_(("hash", "bank")), AuditEvent.id > self.version)
             .order_by(AuditEvent.id)
         ).all()
         added = [e.entity_id for e in events if e.action == "hash.added"]
-        rows = {r.id: r for r in session.execute(select(ProtectedHash).where(ProtectedHash.id.in_(added))).scalars()}
+        rows = {
+            r.id: r.digest
+            for r in session.execute(
+                select(ProtectedHash.id, ProtectedHash.digest).where(
+                    ProtectedHash.id.in_(added), _usable(self.settings)
+                )
+            )
+        }
         for event in events:
-            row = rows.get(event.entity_id)
-            if event.action == "hash.added" and row is not None and row.quality >= self.min_quality:
-                self.index.add(row.id, row.digest)
-            elif event.action != "hash.added" and event.entity_id is not None:
+            if event.action == "hash.added" and event.entity_id in rows:
+                self.index.add(event.entity_id, rows[event.entity_id])
+            elif event.action == "hash.withdrawn":
                 self.index.remove(event.entity_id)
             self.version = event.id
+        if any(e.entity == "bank" for e in events):
+            self.banks = bank_rules(session, self.settings)
 
-    def near(self, digest: bytes, max_distance: int) -> list[tuple[int, int]]:
-        return self.index.query(digest, max_distance)
+    def near(self, session: Session, digest: bytes) -> list[tuple[int, int, str]]:
+        """(hash id, distance, bank) of the hits its bank admits; none if any admitted hit is a negative bank's."""
+        hits = self.index.query(digest, self.settings.pdq_max_distance)
+        if not hits:
+            return []
+        query = select(ProtectedHash.id, ProtectedHash.bank).where(ProtectedHash.id.in_([h for h, _ in hits]))
+        bank_of = {row.id: row.bank for row in session.execute(query)}
+        admitted = [(h, d, bank_of[h]) for h, d in hits if h in bank_of and self.banks[bank_of[h]].admits(d)]
+        if any(self.banks[bank].negative for _, _, bank in admitted):
+            return []
+        return admitted
 
 
 def match_hash(
@@ -66,22 +108,40 @@ def match_hash(
 ) -> int:
     if digest is None or quality is None or quality < settings.pdq_min_quality:
         return 0
-    hits = index.near(digest, settings.pdq_max_distance)
-    return _record(session, [(media_id, hash_id, distance) for hash_id, distance in hits], settings)
+    hits = index.near(session, digest)
+    return _record(session, [(media_id, hash_id, distance) for hash_id, distance, _ in hits], settings)
 
 
 def search_catalogue(session: Session, hash_id: int, settings: HashSettings) -> int:
     """A newly protected hash against every catalogued media's PDQ."""
     protected = session.get(ProtectedHash, hash_id)
     assert protected is not None
-    if protected.quality < settings.pdq_min_quality:
+    rule = bank_rules(session, settings)[protected.bank]
+    if rule.negative or not rule.enabled or (protected.quality or 100) < settings.pdq_min_quality:
         return 0
     rows = session.execute(
         select(Media.id, Media.pdq).where(Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality)
     ).all()
-    d = hamming(as_words([r.pdq for r in rows if r.pdq is not None]), as_words([protected.digest])[0])
-    hits = np.flatnonzero(d <= settings.pdq_max_distance)
-    return _record(session, [(rows[int(i)].id, hash_id, int(d[i])) for i in hits], settings)
+    table = as_words([r.pdq for r in rows if r.pdq is not None])
+    d = hamming(table, as_words([protected.digest])[0])
+    near = np.flatnonzero(d <= rule.max_distance)
+    vetoed = _negative_hits(session, settings, table[near])
+    hits = [(rows[int(i)].id, hash_id, int(d[i])) for i, veto in zip(near, vetoed, strict=True) if not veto]
+    return _record(session, hits, settings)
+
+
+def _negative_hits(session: Session, settings: HashSettings, table: np.ndarray) -> np.ndarray:
+    """For each row of ``table``, whether an enabled negative bank admits it."""
+    vetoed = np.zeros(len(table), dtype=bool)
+    rules = bank_rules(session, settings)
+    negatives = [name for name, rule in rules.items() if rule.negative and rule.enabled]
+    if not len(table) or not negatives:
+        return vetoed
+    for bank, digest in session.execute(
+        select(ProtectedHash.bank, ProtectedHash.digest).where(ProtectedHash.bank.in_(negatives))
+    ):
+        vetoed |= hamming(table, as_words([digest])[0]) <= rules[bank].max_distance
+    return vetoed
 
 
 def _record(session: Session, hits: list[tuple[int, int, int]], settings: HashSettings) -> int:

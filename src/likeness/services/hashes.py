@@ -1,4 +1,4 @@
-"""Protecting an image by its hash: the image is hashed here and only the hash is stored."""
+"""Protecting images by their hash (hashed here, only the hash stored), banks, withdrawal, hash lists."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from likeness.errors import LikenessError
 from likeness.match import hashes as hash_match
 from likeness.media import decode
 from likeness.registry import hashes as registry
+from likeness.registry import hashlists
 from likeness.services.app import App
 
 
@@ -24,11 +25,11 @@ class HashAdded:
     error: str | None = None
 
 
-def add_files(app: App, bank: str, files: list[Path]) -> list[HashAdded]:
-    return [_add_file(app, bank, path) for path in files]
+def add_files(app: App, bank: str, files: list[Path], submission: str | None = None) -> list[HashAdded]:
+    return [_add_file(app, bank, path, submission) for path in files]
 
 
-def _add_file(app: App, bank: str, path: Path) -> HashAdded:
+def _add_file(app: App, bank: str, path: Path, submission: str | None) -> HashAdded:
     try:
         digest, quality = pdq(decode(path.read_bytes(), app.settings.media).pixels)
     except (LikenessError, OSError) as exc:
@@ -44,10 +45,57 @@ def _add_file(app: App, bank: str, path: Path) -> HashAdded:
             error=f"PDQ quality {quality} is under {app.settings.hashes.pdq_min_quality}: "
             "too little detail to match reliably; not stored",
         )
+    added, found = _store(app, bank, [(digest, quality)], submission)
+    return HashAdded(str(path), added[0][0], digest.hex(), quality, added[0][1], found)
+
+
+def _store(
+    app: App, bank: str, entries: list[tuple[bytes, int | None]], submission: str | None
+) -> tuple[list[tuple[int, bool]], int]:
+    """Store hashes in one transaction and search the catalogue for each new one; (id, created) and matches."""
     with app.store.transaction() as session:
-        hash_id, created = registry.add_hash(session, bank, digest, quality)
-        found = hash_match.search_catalogue(session, hash_id, app.settings.hashes) if created else 0
-    return HashAdded(str(path), hash_id, digest.hex(), quality, created, found)
+        added = [registry.add_hash(session, bank, digest, quality, submission) for digest, quality in entries]
+        found = sum(
+            hash_match.search_catalogue(session, hash_id, app.settings.hashes) for hash_id, created in added if created
+        )
+    return added, found
+
+
+def import_list(app: App, bank: str, path: Path, fmt: str, submission: str | None = None) -> tuple[int, int, int]:
+    """Import a hash list; returns (new hashes, already present, catalogue matches)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LikenessError(f"{path}: {exc}") from exc
+    entries = hashlists.parse(text, fmt)
+    added, found = _store(app, bank, [(e.digest, e.quality) for e in entries], submission)
+    new = sum(created for _, created in added)
+    return new, len(added) - new, found
+
+
+def export_list(app: App, bank: str, fmt: str) -> str:
+    with app.store.transaction() as session:
+        rows = registry.hashes_in(session, bank)
+    return hashlists.render([(h.digest, h.quality, str(h.id)) for h in rows], fmt)
+
+
+def withdraw(app: App, hash_ids: list[int] | None = None, submission: str | None = None) -> int:
+    with app.store.transaction() as session:
+        return registry.withdraw(session, hash_ids=hash_ids, submission=submission)
+
+
+def configure_bank(
+    app: App, name: str, *, enabled: bool | None = None, negative: bool | None = None, max_distance: int | None = None
+) -> registry.BankInfo:
+    with app.store.transaction() as session:
+        return registry.configure_bank(
+            session,
+            name,
+            app.settings.hashes.pdq_max_distance,
+            enabled=enabled,
+            negative=negative,
+            max_distance=max_distance,
+        )
 
 
 def list_banks(app: App) -> list[registry.BankInfo]:

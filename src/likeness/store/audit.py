@@ -49,11 +49,11 @@ def verify(session: Session) -> int | None:
 
 
 def registry_version(session: Session) -> int:
-    """Changes whenever a subject or protected hash changes: in-memory indexes compare it to know when to reload."""
+    """Changes with every subject, protected hash or bank change; in-memory indexes compare it to reload."""
     return (
         session.scalar(
             select(AuditEvent.id)
-            .where(AuditEvent.entity.in_(("subject", "hash")))
+            .where(AuditEvent.entity.in_(("subject", "hash", "bank")))
             .order_by(AuditEvent.id.desc())
             .limit(1)
         )

@@ -111,16 +111,33 @@ class Face(Base):
     model: Mapped[str] = mapped_column(String(128))
 
 
+class Bank(Base):
+    """A named set of protected hashes. A negative bank holds known false positives: media matching it raise no
+    hash match. ``max_distance`` (None: the global PDQ threshold) can only tighten the global one."""
+
+    __tablename__ = "banks"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    negative: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    max_distance: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
 class ProtectedHash(Base):
-    """A perceptual hash submitted to protect an image that we never see."""
+    """A perceptual hash submitted to protect an image that we never see.
+
+    ``submission`` groups the hashes one person submitted together, so they can be withdrawn together.
+    ``quality`` is None for hashes imported from a list that did not carry it.
+    """
 
     __tablename__ = "protected_hashes"
     __table_args__ = (UniqueConstraint("bank", "algorithm", "digest"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    bank: Mapped[str] = mapped_column(String(128))
+    bank: Mapped[str] = mapped_column(ForeignKey("banks.name", onupdate="CASCADE"), index=True)
     algorithm: Mapped[str] = mapped_column(String(32))
     digest: Mapped[bytes] = mapped_column(LargeBinary)
-    quality: Mapped[int] = mapped_column(Integer)
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    submission: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
     created_at: Mapped[datetime] = _now()
 
 

@@ -1,0 +1,44 @@
+"""Migrations run forward over existing data and back again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+import likeness.store.db as db
+
+
+def _config(conn: object) -> Config:
+    folder = Path(db.__file__).with_name("migrations")
+    config = Config(str(folder / "alembic.ini"))
+    config.set_main_option("script_location", str(folder))
+    config.attributes["connection"] = conn
+    return config
+
+
+def test_upgrade_from_0001_keeps_protected_hashes_and_creates_their_banks(pg: object) -> None:
+    pg.psql("CREATE DATABASE migrate_test;")  # type: ignore[attr-defined]
+    engine = create_engine(db._with_driver(pg.get_uri("migrate_test")))  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        command.upgrade(_config(conn), "0001")
+        conn.execute(
+            text(
+                "INSERT INTO protected_hashes (bank, algorithm, digest, quality) "
+                "VALUES ('ncii', 'pdq/1.0', '\\x00', 80), ('other', 'pdq/1.0', '\\x01', 90)"
+            )
+        )
+        conn.commit()
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM banks ORDER BY name")).scalars().all() == ["ncii", "other"]
+        assert conn.execute(text("SELECT count(*) FROM protected_hashes")).scalar() == 2
+        command.downgrade(_config(conn), "0001")
+        conn.commit()
+        assert conn.execute(text("SELECT to_regclass('banks')")).scalar() is None
+        command.upgrade(_config(conn), "head")
+        conn.commit()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    engine.dispose()
