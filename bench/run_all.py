@@ -7,7 +7,7 @@ import sys
 
 from bench.common import ROOT, require_eval_data
 
-BENCHES = ["detection", "accuracy", "throughput", "vs_face_recognition", "catalogue_search", "pdq_index"]
+BENCHES = ["detection", "accuracy", "throughput", "vs_face_recognition", "catalogue_search", "pdq_index", "robustness"]
 
 
 def main() -> None:

@@ -43,6 +43,8 @@ class NsfwSettings(BaseModel):
 class HashSettings(BaseModel):
     pdq_max_distance: int = 31
     pdq_min_quality: int = 50
+    # Query every scanned picture in its 8 orientations, so rotated and mirrored copies match (bench/robustness.py).
+    dihedral: bool = True
 
 
 class ScanSettings(BaseModel):

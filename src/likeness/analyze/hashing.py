@@ -22,16 +22,68 @@ def sha256(data: bytes) -> str:
 def pdq(pixels: np.ndarray) -> tuple[bytes, int]:
     """PDQ hash as 32 bytes, first bit most significant (ThreatExchange's hex order), and its quality."""
     bits, quality = pdqhash.compute(np.ascontiguousarray(pixels))
-    return np.packbits(bits.astype(np.uint8)).tobytes(), int(quality)
+    return _pack(bits), int(quality)
+
+
+def pdq_dihedral(pixels: np.ndarray) -> tuple[list[bytes], int]:
+    """The PDQ hashes of the picture in its 8 orientations (rotations and mirrors); the first is ``pdq``'s."""
+    variants, quality = pdqhash.compute_dihedral(np.ascontiguousarray(pixels))
+    return [_pack(np.asarray(v)) for v in variants], int(quality)
+
+
+def trim_border(pixels: np.ndarray, tolerance: int = 16, least: float = 0.02) -> np.ndarray | None:
+    """The picture without a uniform border (a frame, letterboxing), or None when there is none to remove.
+
+    A border is what surrounds the first and last rows and columns that differ from the top-left corner's colour
+    by more than ``tolerance``; it must take at least ``least`` of a side, and leave at least half of each side.
+    """
+    h, w = pixels.shape[:2]
+    differs = np.abs(pixels.astype(np.int16) - pixels[0, 0].astype(np.int16)).max(axis=2) > tolerance
+    rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+    if not len(rows):
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if bottom - top > h * (1 - least) and right - left > w * (1 - least):
+        return None
+    if bottom - top < h / 2 or right - left < w / 2:
+        return None
+    return pixels[top:bottom, left:right]
+
+
+def scan_hashes(pixels: np.ndarray, dihedral: bool = True) -> tuple[list[bytes], int]:
+    """Every PDQ hash a scanned picture is looked up by, its own first, and its quality."""
+
+    def hashes(p: np.ndarray) -> tuple[list[bytes], int]:
+        if dihedral:
+            return pdq_dihedral(p)
+        digest, quality = pdq(p)
+        return [digest], quality
+
+    variants, quality = hashes(pixels)
+    trimmed = trim_border(pixels)
+    if trimmed is not None:
+        variants += hashes(np.ascontiguousarray(trimmed))[0]
+    return variants, quality
+
+
+def _pack(bits: np.ndarray) -> bytes:
+    return np.packbits(bits.astype(np.uint8)).tobytes()
 
 
 class PdqAnalyzer:
+    """With ``dihedral``, also the hashes of the 7 other orientations, so rotated or mirrored copies match; when
+    the picture has a uniform border, also the hashes of the picture without it (PDQ does not survive borders)."""
+
     name = "pdq"
 
+    def __init__(self, dihedral: bool) -> None:
+        self.dihedral = dihedral
+
     def __call__(self, media: Media, result: Analysis) -> None:
-        result.pdq, result.pdq_quality = pdq(media.pixels)
+        variants, result.pdq_quality = scan_hashes(media.pixels, self.dihedral)
+        result.pdq, result.pdq_variants = variants[0], variants[1:]
 
 
 @register("pdq")
 def _pdq(settings: Settings) -> PdqAnalyzer:
-    return PdqAnalyzer()
+    return PdqAnalyzer(settings.hashes.dihedral)

@@ -26,6 +26,7 @@ class Analysis:
     frame_count: int = 1
     pdq: bytes | None = None
     pdq_quality: int | None = None
+    pdq_variants: list[bytes] = field(default_factory=list)  # the other 7 orientations, when computed
     faces: list[Face] = field(default_factory=list)
     nsfw: float | None = None
     provenance: dict[str, str] = field(default_factory=dict)

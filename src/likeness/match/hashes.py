@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from likeness.analyze import Analysis
 from likeness.match.pdq_index import PdqIndex, as_words, hamming
 from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
@@ -90,9 +91,14 @@ class HashIndex:
         if any(e.entity == "bank" for e in events):
             self.banks = bank_rules(session, self.settings)
 
-    def near(self, session: Session, digest: bytes) -> list[tuple[int, int, str]]:
-        """(hash id, distance, bank) of the hits its bank admits; none if any admitted hit is a negative bank's."""
-        hits = self.index.query(digest, self.settings.pdq_max_distance)
+    def near(self, session: Session, *digests: bytes) -> list[tuple[int, int, str]]:
+        """(hash id, distance, bank) of the hits its bank admits, the nearest of the given orientations for each
+        hash; none at all if any admitted hit is a negative bank's."""
+        nearest: dict[int, int] = {}
+        for digest in digests:
+            for hash_id, distance in self.index.query(digest, self.settings.pdq_max_distance):
+                nearest[hash_id] = min(distance, nearest.get(hash_id, distance))
+        hits = sorted(nearest.items(), key=lambda hit: (hit[1], hit[0]))
         if not hits:
             return []
         query = select(ProtectedHash.id, ProtectedHash.bank).where(ProtectedHash.id.in_([h for h, _ in hits]))
@@ -103,12 +109,10 @@ class HashIndex:
         return admitted
 
 
-def match_hash(
-    session: Session, index: HashIndex, media_id: int, digest: bytes | None, quality: int | None, settings: HashSettings
-) -> int:
-    if digest is None or quality is None or quality < settings.pdq_min_quality:
+def match_hash(session: Session, index: HashIndex, media_id: int, analysis: Analysis, settings: HashSettings) -> int:
+    if analysis.pdq is None or analysis.pdq_quality is None or analysis.pdq_quality < settings.pdq_min_quality:
         return 0
-    hits = index.near(session, digest)
+    hits = index.near(session, analysis.pdq, *analysis.pdq_variants)
     return _record(session, [(media_id, hash_id, distance) for hash_id, distance, _ in hits], settings)
 
 

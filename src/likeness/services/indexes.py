@@ -44,7 +44,5 @@ class Indexes:
             )
         if self._hashes is None:
             self._hashes = hash_match.HashIndex.load(session, self.settings.hashes)
-        hash_matches = hash_match.match_hash(
-            session, self._hashes, stored.media_id, analysis.pdq, analysis.pdq_quality, self.settings.hashes
-        )
+        hash_matches = hash_match.match_hash(session, self._hashes, stored.media_id, analysis, self.settings.hashes)
         return face_matches, hash_matches
