@@ -109,3 +109,16 @@ def test_cli_import_reports_bad_lines_and_exits_1(
     get_settings.cache_clear()
     assert result.exit_code == 1
     assert "1 malformed line(s), nothing imported: line 2: not a PDQ hash" in " ".join(result.output.split())
+
+
+def test_flood_of_matches_for_one_hash_goes_on_hold(app: App, made: corpus.Corpus, tmp_path: Path) -> None:
+    app.settings.hashes.flood_limit = 2
+    hashes.add_files(app, "ncii", [made.protected])
+    copies = [_repost(tmp_path, made, f"{q}.jpg", q) for q in (60, 70, 80, 90)]
+    scan.scan(app.store, app.settings, [str(copies[0]), str(copies[1])])
+    assert sorted(r.status for r in _hash_hits(app)) == ["new", "new"]
+    scan.scan(app.store, app.settings, [str(c) for c in copies[2:]])
+    assert sorted(r.status for r in _hash_hits(app)) == ["on_hold"] * 4
+    held = review.list_matches(app, "on_hold")
+    review.set_status(app, held[0].id, "confirmed")  # a reviewer can still act on a held match
+    assert len(review.list_matches(app, "on_hold")) == 3

@@ -45,6 +45,9 @@ class HashSettings(BaseModel):
     pdq_min_quality: int = 50
     # Query every scanned picture in its 8 orientations, so rotated and mirrored copies match (bench/robustness.py).
     dihedral: bool = True
+    # A protected hash matching more than this many distinct media within an hour puts those matches on hold:
+    # a flood is far more often a bad hash (a logo, a meme template) than a thousand reposts.
+    flood_limit: int = 20
 
 
 class ScanSettings(BaseModel):

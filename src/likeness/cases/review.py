@@ -1,4 +1,4 @@
-"""Review states. new -> confirmed | rejected; every change is audited in the same transaction."""
+"""Review states. new | on_hold -> confirmed | rejected; every change is audited in the same transaction."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from likeness.store import audit
 from likeness.store.crypto import Box
 from likeness.store.models import Face, Match, Media, ProtectedHash, Sighting, Subject
 
-STATUSES = ("new", "confirmed", "rejected")
+STATUSES = ("new", "on_hold", "confirmed", "rejected")  # on_hold: parked by flood quarantine
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis
@@ -19,8 +19,9 @@ from likeness.match.pdq_index import PdqIndex, as_words, hamming
 from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
 from likeness.settings import HashSettings
+from likeness.store import audit
 from likeness.store.audit import registry_version
-from likeness.store.models import AuditEvent, Bank, Media, ProtectedHash
+from likeness.store.models import AuditEvent, Bank, Match, Media, ProtectedHash
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,24 @@ def _record(session: Session, hits: list[tuple[int, int, int]], settings: HashSe
     for media_id, hash_id, distance in hits:
         tier = hash_tier(distance, settings)
         assert tier is not None
-        created += create_match(
-            session, kind="hash", media_id=media_id, score=float(distance), tier=tier, hash_id=hash_id
-        )
+        if create_match(session, kind="hash", media_id=media_id, score=float(distance), tier=tier, hash_id=hash_id):
+            created += 1
+            _quarantine_flood(session, hash_id, settings.flood_limit)
     return created
+
+
+def _quarantine_flood(session: Session, hash_id: int, limit: int) -> None:
+    """Past ``limit`` matches of one hash within the hour, its new matches of that hour go on hold."""
+    recent = Match.hash_id == hash_id, Match.created_at > func.now() - text("interval '1 hour'")
+    if (session.scalar(select(func.count()).where(*recent)) or 0) <= limit:
+        return
+    for match in session.scalars(select(Match).where(*recent, Match.status == "new")):
+        match.status = "on_hold"
+        audit.record(
+            session,
+            "match.on_hold",
+            "match",
+            match.id,
+            {"reason": "flood", "hash_id": hash_id, "limit": limit},
+            actor="scanner",
+        )
