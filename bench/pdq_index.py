@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from bench.common import table, write_section
-from likeness.match.pdq_index import PdqIndex
+from likeness.analyze.pdq_index import PdqIndex
 
 QUERIES = 200
 ADDS = 1_000

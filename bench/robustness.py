@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from bench.common import EVAL, table, write_section
 from likeness.analyze.hashing import pdq, scan_hashes
-from likeness.match.pdq_index import as_words, hamming
+from likeness.analyze.pdq_index import as_words, hamming
 
 MAX_DISTANCE, MIN_QUALITY = 31, 50
 Transform = Callable[[Image.Image], Image.Image]

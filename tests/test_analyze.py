@@ -7,9 +7,9 @@ import pytest
 from PIL import PngImagePlugin
 
 from likeness.analyze import Pipeline, pdq
+from likeness.analyze.pdq_index import as_words, hamming
 from likeness.analyze.plugins import available
 from likeness.analyze.provenance import detect
-from likeness.match.pdq_index import as_words, hamming
 from likeness.settings import Settings
 from tests import images
 

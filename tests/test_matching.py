@@ -103,8 +103,8 @@ def test_hash_index_takes_new_hashes_without_a_rebuild(
     app: App, made: corpus.Corpus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from likeness.analyze import pdq
+    from likeness.analyze.pdq_index import PdqIndex
     from likeness.match.hashes import HashIndex
-    from likeness.match.pdq_index import PdqIndex
     from likeness.media import decode
     from likeness.registry.hashes import add_hash
 

@@ -40,5 +40,16 @@ def test_upgrade_from_0001_keeps_protected_hashes_and_creates_their_banks(pg: ob
         assert conn.execute(text("SELECT to_regclass('banks')")).scalar() is None
         command.upgrade(_config(conn), "head")
         conn.commit()
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     engine.dispose()
+
+
+def test_models_and_migrations_agree(app: object) -> None:
+    """Autogenerate against a database migrated to head must find nothing to do."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from likeness.store.models import Base
+
+    with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

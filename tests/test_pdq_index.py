@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from likeness.match.pdq_index import PdqIndex, hamming
+from likeness.analyze.pdq_index import PdqIndex, hamming
 
 
 def _flip(words: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:

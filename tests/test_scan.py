@@ -79,3 +79,22 @@ def test_cli_scan_json_summary_and_bounded_memory(cli_env: dict[str, str], tmp_p
     assert summary["files"] == 7 and summary["analyzed"] == 2 and len(summary["errors"]) == 5
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     assert peak_mib < 1500, f"peak RSS {peak_mib:.0f} MiB"
+
+
+def test_near_duplicates_are_grouped_and_still_analysed(app: App, tmp_path: Path) -> None:
+    from likeness.services import corpus
+
+    made = corpus.build(tmp_path / "c")
+    summary = scan.scan(app.store, app.settings, [str(made.scan_dir)])
+    with app.store.transaction() as session:
+        rows = session.execute(select(Sighting.location, Media.id, Media.canonical_id).join(Media)).all()
+        faces = dict(session.execute(select(Face.media_id, func.count()).group_by(Face.media_id)).all())
+    group = {Path(loc).name: canonical or media_id for loc, media_id, canonical in rows}
+    copies = ["full_photo.jpg", "half_size.jpg", "low_quality.jpg", "rotated_exif.jpg", "greyscale.jpg"]
+    assert len({group[name] for name in copies}) == 1  # resized, re-encoded, EXIF-rotated, grey: one picture
+    assert group["grace_hopper.jpg"] == group["grace_hopper_small.png"]  # a 60% resize: the second group
+    grouped = {*copies, "grace_hopper.jpg", "grace_hopper_small.png"}
+    singles = [group[name] for name in group if name not in grouped]
+    assert len(set(singles)) == len(singles) and not {group["full_photo.jpg"], group["grace_hopper.jpg"]} & set(singles)
+    assert summary.near_duplicates == (len(copies) - 1) + 1
+    assert all(faces.get(media_id) for loc, media_id, _ in rows if Path(loc).name in copies)

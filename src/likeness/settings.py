@@ -48,6 +48,8 @@ class HashSettings(BaseModel):
     # A protected hash matching more than this many distinct media within an hour puts those matches on hold:
     # a flood is far more often a bad hash (a logo, a meme template) than a thousand reposts.
     flood_limit: int = 20
+    # Pictures this close are one near-duplicate group in the catalogue (resized or re-encoded copies).
+    near_duplicate_distance: int = 16
 
 
 class ScanSettings(BaseModel):

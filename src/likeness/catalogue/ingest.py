@@ -43,11 +43,12 @@ def sight(session: Session, media_id: int, location: str) -> None:
     )
 
 
-def ingest(session: Session, digest: str, location: str, outcome: Analysis | LikenessError) -> Ingested:
+def ingest(
+    session: Session, digest: str, location: str, outcome: Analysis | LikenessError, canonical_id: int | None = None
+) -> Ingested:
     """Store one analysed (or failed) media with its faces and sighting, inside the caller's transaction."""
-    media_id = session.scalar(
-        insert(Media).values(sha256=digest, **_media_values(outcome)).on_conflict_do_nothing().returning(Media.id)
-    )
+    values = {"sha256": digest, "canonical_id": canonical_id, **_media_values(outcome)}
+    media_id = session.scalar(insert(Media).values(**values).on_conflict_do_nothing().returning(Media.id))
     if media_id is None:  # another worker stored these bytes first: only the sighting is new
         existing = known(session, [digest])[digest]
         sight(session, existing, location)

@@ -39,7 +39,8 @@ def scan_progress(console: Console, disabled: bool = False) -> Iterator[Progress
 def scan_summary(console: Console, s: ScanSummary) -> None:
     console.print(
         f"{s.files} file(s) in {s.elapsed_s:.1f}s ({s.files_per_s:.1f}/s): {s.analyzed} analysed, "
-        f"{s.already_known} already known, {s.duplicates_in_scan} duplicate(s), {s.prefiltered} pre-filtered, "
+        f"{s.already_known} already known, {s.duplicates_in_scan} duplicate(s), {s.near_duplicates} near-duplicate(s), "
+        f"{s.prefiltered} pre-filtered, "
         f"{s.faces} face(s); new matches: {s.face_matches} face, {s.hash_matches} hash"
     )
     if s.errors:

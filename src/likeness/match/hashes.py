@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis
-from likeness.match.pdq_index import PdqIndex, as_words, hamming
+from likeness.analyze.pdq_index import PdqIndex, as_words, hamming
 from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
 from likeness.settings import HashSettings
@@ -50,7 +50,7 @@ def _usable(settings: HashSettings) -> ColumnElement[bool]:
 
 @dataclass
 class HashIndex:
-    """Every usable protected hash in an exact multi-index (``match.pdq_index``), plus the bank rules.
+    """Every usable protected hash in an exact multi-index (``analyze.pdq_index``), plus the bank rules.
 
     ``version`` is the newest audit event applied; ``refresh`` applies later ``hash.*`` and ``bank.*`` events,
     so protecting one more image never rebuilds the index.

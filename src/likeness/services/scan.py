@@ -14,8 +14,11 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 
+from sqlalchemy.orm import Session
+
 from likeness.analyze import Analysis, sha256
 from likeness.catalogue import ingest as catalogue
+from likeness.catalogue.near_duplicates import NearDuplicates
 from likeness.errors import LikenessError
 from likeness.fetch import Fetcher, read_location
 from likeness.log import get_logger
@@ -42,6 +45,7 @@ class ScanSummary:
     analyzed: int = 0
     already_known: int = 0
     duplicates_in_scan: int = 0
+    near_duplicates: int = 0
     prefiltered: int = 0
     faces: int = 0
     face_matches: int = 0
@@ -94,6 +98,7 @@ class _Run:
     def __init__(self, store: Store, settings: Settings, summary: ScanSummary, stack: ExitStack) -> None:
         self.store, self.settings, self.summary, self.stack = store, settings, summary, stack
         self.indexes = Indexes(settings)
+        self.groups = NearDuplicates(settings.hashes.near_duplicate_distance, settings.hashes.pdq_min_quality)
         self.pool: ProcessPoolExecutor | None = None
         self.inflight: dict[Future[Analysis | LikenessError], _Pending] = {}
         self.waiting: dict[str, list[str]] = {}  # digest in flight -> further locations with the same bytes
@@ -135,21 +140,39 @@ class _Run:
                 self._commit(pending, outcome)
 
     def _commit(self, pending: _Pending, outcome: Analysis | LikenessError) -> None:
+        """One transaction per file: the media (or its error), faces, every sighting, and the new matches."""
         extra = self.waiting.pop(pending.digest, [])
+        if isinstance(outcome, LikenessError):
+            with self.store.transaction() as session:
+                self._store(session, pending, outcome, extra)
+            self._error(pending.ref.location, outcome.kind, str(outcome), recorded=True)
+            return
         with self.store.transaction() as session:
-            stored = catalogue.ingest(session, pending.digest, pending.ref.location, outcome)
-            for location in extra:
-                catalogue.sight(session, stored.media_id, location)
-            if stored.created and isinstance(outcome, Analysis):
+            canonical = self.groups.canonical_for(session, outcome)
+            stored = self._store(session, pending, outcome, extra, canonical)
+            if stored.created:
                 faces, hashes = self.indexes.match(session, stored, outcome)
                 self.summary.face_matches += faces
                 self.summary.hash_matches += hashes
-        if isinstance(outcome, LikenessError):
-            self._error(pending.ref.location, outcome.kind, str(outcome), recorded=True)
-            return
+        if stored.created and canonical is None:
+            self.groups.started(stored.media_id, outcome)
+        self.summary.near_duplicates += stored.created and canonical is not None
         self.summary.analyzed += 1
         self.summary.faces += len(outcome.faces)
         self.summary.prefiltered += outcome.skipped is not None
+
+    @staticmethod
+    def _store(
+        session: Session,
+        pending: _Pending,
+        outcome: Analysis | LikenessError,
+        extra: list[str],
+        canonical: int | None = None,
+    ) -> catalogue.Ingested:
+        stored = catalogue.ingest(session, pending.digest, pending.ref.location, outcome, canonical)
+        for location in extra:
+            catalogue.sight(session, stored.media_id, location)
+        return stored
 
     def _broken(self, pending: _Pending) -> None:
         """A worker died (killed, or crashed in native code): not recorded, so the next scan retries it."""

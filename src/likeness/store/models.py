@@ -60,11 +60,18 @@ class SubjectReference(Base):
 
 
 class Media(Base):
-    """One distinct file (by SHA-256), analysed once; ``status`` is 'analyzed' or 'failed'."""
+    """One distinct file (by SHA-256), analysed once; ``status`` is 'analyzed' or 'failed'.
+
+    ``canonical_id`` points a near-duplicate (the same picture resized or re-encoded) at the first media of its
+    group. Near-duplicates are still analysed in full: a face swap changes too few PDQ bits to tell it apart.
+    """
 
     __tablename__ = "media"
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    canonical_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     status: Mapped[str] = mapped_column(String(16))
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
