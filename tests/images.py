@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from skimage import data
 
 from likeness.services.corpus import GRACE_HOPPER, resize
@@ -83,3 +83,53 @@ def with_orientation(pixels: np.ndarray, orientation: int) -> bytes:
 def truncated_jpeg() -> bytes:
     whole = encode(astronaut())
     return whole[: len(whole) // 2]
+
+
+def video(
+    frames: list[np.ndarray], fps: int = 5, fmt: str = "mp4", codec: str = "libx264", bitrate: int | None = None
+) -> bytes:
+    """Encode RGB frames with PyAV; each is letterboxed (aspect kept) into the first one's size, even sides."""
+    import av
+
+    h, w = (s - s % 2 for s in frames[0].shape[:2])
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        if bitrate:
+            stream.bit_rate = bitrate
+        for pixels in frames:
+            fitted = np.asarray(ImageOps.pad(Image.fromarray(pixels), (w, h), color=(0, 0, 0)))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(fitted, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def ten_hour_video() -> bytes:
+    """Two tiny frames ten hours apart: a long video in 1.5 KB."""
+    from fractions import Fraction
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        stream.time_base = Fraction(1, 1)
+        for pts in (0, 36_000):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def animated_gif(frames: list[np.ndarray], duration_ms: int = 500) -> bytes:
+    first, *rest = (Image.fromarray(f).resize((256, 256)) for f in frames)
+    buf = io.BytesIO()
+    first.save(buf, "GIF", save_all=True, append_images=rest, duration=duration_ms, loop=0)
+    return buf.getvalue()

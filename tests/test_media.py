@@ -20,9 +20,9 @@ LIMITS = MediaLimits()
         (b"this is a text file, not a picture\n", UnsupportedFormat, "not a supported image"),
         (images.png_bomb(), TooLarge, "pixels"),
         (images.many_frame_gif(), TooManyFrames, "1000 frames"),
-        (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, UnsupportedFormat, "video"),
+        (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, CorruptMedia, "cannot decode video"),
     ],
-    ids=["empty", "truncated-jpeg", "text-as-jpg", "png-bomb-20000x20000", "gif-10000-frames", "video"],
+    ids=["empty", "truncated-jpeg", "text-as-jpg", "png-bomb-20000x20000", "gif-10000-frames", "broken-video"],
 )
 def test_hostile_input_is_a_typed_error(data: bytes, error: type[MediaError], words: str) -> None:
     with pytest.raises(error) as caught:

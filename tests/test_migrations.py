@@ -40,7 +40,7 @@ def test_upgrade_from_0001_keeps_protected_hashes_and_creates_their_banks(pg: ob
         assert conn.execute(text("SELECT to_regclass('banks')")).scalar() is None
         command.upgrade(_config(conn), "head")
         conn.commit()
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     engine.dispose()
 
 

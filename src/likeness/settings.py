@@ -17,6 +17,14 @@ class MediaLimits(BaseModel):
     max_frames: int = 1_000
     # Analysis works on a downscaled copy: JPEG draft mode makes the decode itself cheaper.
     analysis_max_side: int = 1024
+    # Videos and animations: a frame every ``frame_every_s`` (plus first and last), near-identical neighbours
+    # (PDQ distance <= frame_skip_distance) skipped, at most ``max_sampled_frames``; longer videos are refused,
+    # and decoding stops (with a warning) after ``max_video_frames``.
+    frame_every_s: float = 1.0
+    frame_skip_distance: int = 10
+    max_sampled_frames: int = 120
+    max_duration_s: float = 2 * 3600
+    max_video_frames: int = 200_000
 
 
 class FaceSettings(BaseModel):

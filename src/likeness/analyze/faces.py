@@ -110,7 +110,7 @@ def make_engine(settings: FaceSettings) -> FaceEngine:
         raise ValueError(f"unknown face engine {settings.engine!r}; available: {sorted(_ENGINES)}") from None
 
 
-def to_face(found: EngineFace, scale: float, engine: FaceEngine) -> Face:
+def to_face(found: EngineFace, scale: float, engine: FaceEngine, frame: int = 0) -> Face:
     """Map an engine face from analysis pixels back to the original image."""
     x, y, w, h = (round(v / scale) for v in found.box)
     landmarks = tuple((round(px / scale), round(py / scale)) for px, py in found.landmarks)
@@ -122,19 +122,37 @@ def to_face(found: EngineFace, scale: float, engine: FaceEngine) -> Face:
         found.embedding,
         engine.name,
         engine.model,
+        frame,
     )
 
 
 class FaceAnalyzer:
+    """Faces of every frame; in a video the same person is reported once, from the frame where the face is best."""
+
     name = "faces"
 
-    def __init__(self, engine: FaceEngine) -> None:
+    def __init__(self, engine: FaceEngine, same_person: float) -> None:
         self.engine = engine
+        self.same_person = same_person
 
     def __call__(self, media: Media, result: Analysis) -> None:
-        result.faces = [to_face(f, media.scale, self.engine) for f in self.engine.faces(media.pixels)]
+        faces = [
+            to_face(found, media.scale, self.engine, frame.index)
+            for frame in media.each_frame()
+            for found in self.engine.faces(frame.pixels)
+        ]
+        result.faces = one_per_person(faces, self.same_person) if len(media.each_frame()) > 1 else faces
+
+
+def one_per_person(faces: list[Face], same_person: float) -> list[Face]:
+    """Best face first; a face as similar as ``same_person`` to one already kept is the same person again."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: f.quality, reverse=True):
+        if all(float(face.embedding @ other.embedding) < same_person for other in kept):
+            kept.append(face)
+    return sorted(kept, key=lambda f: (f.frame, f.box))
 
 
 @register("faces")
 def _faces(settings: Settings) -> FaceAnalyzer:
-    return FaceAnalyzer(make_engine(settings.faces))
+    return FaceAnalyzer(make_engine(settings.faces), settings.faces.tier_medium)

@@ -81,6 +81,8 @@ class PdqAnalyzer:
 
     def __call__(self, media: Media, result: Analysis) -> None:
         variants, result.pdq_quality = scan_hashes(media.pixels, self.dihedral)
+        for frame in media.each_frame()[1:]:  # later frames of a video: as they are, no orientations
+            variants += scan_hashes(frame.pixels, dihedral=False)[0]
         result.pdq, result.pdq_variants = variants[0], variants[1:]
 
 

@@ -68,9 +68,11 @@ class NsfwAnalyzer:
         self._only_with_faces = settings.only_with_faces
 
     def __call__(self, media: Media, result: Analysis) -> None:
-        if self._only_with_faces and not result.faces:
-            return
-        result.nsfw = round(self._scorer.score(media.pixels), 4)
+        """The highest score over the frames (only those with a face, by default)."""
+        with_faces = {face.frame for face in result.faces}
+        frames = [f for f in media.each_frame() if f.index in with_faces or not self._only_with_faces]
+        if frames:
+            result.nsfw = round(max(self._scorer.score(f.pixels) for f in frames), 4)
 
 
 @register("nsfw")

@@ -17,7 +17,9 @@ class Pipeline:
     def analyze(self, data: bytes) -> Analysis:
         """Raises a ``MediaError`` subclass when the bytes cannot be decoded within the limits."""
         media = decode(data, self.settings.media)
-        result = Analysis(media.width, media.height, media.format, media.frame_count, warnings=list(media.warnings))
+        result = Analysis(
+            media.width, media.height, media.format, media.frame_count, media.duration_s, warnings=list(media.warnings)
+        )
         for analyzer in self.analyzers:
             if result.skipped:
                 break

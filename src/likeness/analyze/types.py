@@ -16,6 +16,7 @@ class Face:
     embedding: np.ndarray  # L2-normalised float32
     engine: str
     model: str
+    frame: int = 0  # videos and animations: the frame the face was best seen in
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Analysis:
     height: int
     format: str
     frame_count: int = 1
+    duration_s: float | None = None
     pdq: bytes | None = None
     pdq_quality: int | None = None
     pdq_variants: list[bytes] = field(default_factory=list)  # the other 7 orientations, when computed

@@ -29,6 +29,7 @@ class MatchRow:
     media_id: int
     sha256: str
     face_box: tuple[int, int, int, int] | None
+    face_frame: int
     nsfw: float | None
     provenance: dict[str, str]
     created_at: datetime
@@ -46,6 +47,7 @@ class MatchRow:
             "media_id": self.media_id,
             "sha256": self.sha256,
             "face_box": list(self.face_box) if self.face_box else None,
+            "frame": self.face_frame,
             "nsfw": self.nsfw,
             "ai_generator": self.provenance.get("generator"),
             "created_at": self.created_at.isoformat(),
@@ -65,6 +67,7 @@ def list_matches(session: Session, box: Box, status: str | None = None) -> list[
             first_seen.c.location,
             Subject.name_enc,
             ProtectedHash.bank,
+            Face.frame,
             Face.x,
             Face.y,
             Face.w,
@@ -81,7 +84,7 @@ def list_matches(session: Session, box: Box, status: str | None = None) -> list[
         _check_status(status)
         query = query.where(Match.status == status)
     rows = []
-    for m, sha, nsfw, prov, loc, name_enc, bank, x, y, w, h in session.execute(query):
+    for m, sha, nsfw, prov, loc, name_enc, bank, frame, x, y, w, h in session.execute(query):
         target = box.open_text(name_enc) if name_enc is not None else bank
         face_box = (x, y, w, h) if x is not None else None
         rows.append(
@@ -97,6 +100,7 @@ def list_matches(session: Session, box: Box, status: str | None = None) -> list[
                 m.media_id,
                 sha,
                 face_box,
+                frame or 0,
                 nsfw,
                 prov or {},
                 m.created_at,

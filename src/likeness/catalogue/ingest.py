@@ -60,6 +60,7 @@ def ingest(
             row = Face(
                 media_id=media_id,
                 idx=idx,
+                frame=face.frame,
                 x=face.box[0],
                 y=face.box[1],
                 w=face.box[2],
@@ -86,6 +87,7 @@ def _media_values(outcome: Analysis | LikenessError) -> dict[str, object]:
         "width": outcome.width,
         "height": outcome.height,
         "frame_count": outcome.frame_count,
+        "duration_s": outcome.duration_s,
         "pdq": outcome.pdq,
         "pdq_quality": outcome.pdq_quality,
         "nsfw": outcome.nsfw,

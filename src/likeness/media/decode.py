@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from likeness.errors import CorruptMedia, EmptyFile, TooLarge, TooManyFrames, UnsupportedFormat
+from likeness.media.frames import Frame, Sampled, sample_animation, sample_video
 from likeness.settings import MediaLimits
 
 _IMAGE_MAGIC: tuple[tuple[bytes, int, str], ...] = (
@@ -22,7 +23,8 @@ _IMAGE_MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"II*\x00", 0, "tiff"),
     (b"MM\x00*", 0, "tiff"),
 )
-_VIDEO_MAGIC: tuple[tuple[bytes, int], ...] = ((b"ftyp", 4), (b"\x1a\x45\xdf\xa3", 0))
+_VIDEO_MAGIC: tuple[tuple[bytes, int, str], ...] = ((b"ftyp", 4, "mp4"), (b"\x1a\x45\xdf\xa3", 0, "webm"))
+VIDEO_FORMATS = frozenset(name for _, _, name in _VIDEO_MAGIC)
 _EXIF_ORIENTATION = 0x0112
 _EXIF_SOFTWARE = 0x0131
 
@@ -38,6 +40,11 @@ class Media:
     frame_count: int
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    frames: tuple[Frame, ...] = ()  # videos and animations: every sampled frame, the first one being ``pixels``
+    duration_s: float | None = None
+
+    def each_frame(self) -> tuple[Frame, ...]:
+        return self.frames or (Frame(0, 0.0, self.pixels),)
 
     @property
     def scale(self) -> float:
@@ -53,8 +60,9 @@ def sniff(data: bytes) -> str:
             if name == "webp" and not data.startswith(b"RIFF"):
                 continue
             return name
-    if any(data[o : o + len(m)] == m for m, o in _VIDEO_MAGIC):
-        raise UnsupportedFormat("video files are not analysed yet (GIF/video frames arrive with the hash bank)")
+    for magic, offset, name in _VIDEO_MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            return name
     head = data[:16].hex(" ")
     raise UnsupportedFormat(f"not a supported image (first bytes: {head})")
 
@@ -63,6 +71,8 @@ def decode(data: bytes, limits: MediaLimits) -> Media:
     if len(data) > limits.max_bytes:
         raise TooLarge(f"{len(data)} bytes is over the {limits.max_bytes}-byte limit")
     fmt = sniff(data)
+    if fmt in VIDEO_FORMATS:
+        return _video(data, fmt, limits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -81,6 +91,8 @@ def _decode(data: bytes, fmt: str, limits: MediaLimits) -> Media:
     if width * height > limits.max_pixels:
         raise TooLarge(f"{width}x{height} = {width * height} pixels is over the {limits.max_pixels} limit")
     frames = _count_frames(img, limits.max_frames)
+    if frames > 1:
+        return _animation(img, fmt, frames, limits)
     notes: list[str] = []
     exif = _exif(img, notes)
     metadata = _metadata(img, exif)
@@ -95,6 +107,29 @@ def _decode(data: bytes, fmt: str, limits: MediaLimits) -> Media:
     img.thumbnail((target, target), Image.Resampling.LANCZOS)
     pixels = np.asarray(img)
     return Media(pixels, width, height, fmt, frames, metadata, tuple(notes))
+
+
+def _video(data: bytes, fmt: str, limits: MediaLimits) -> Media:
+    return _from_sampled(sample_video(data, limits), fmt, {})
+
+
+def _animation(img: Image.Image, fmt: str, frames: int, limits: MediaLimits) -> Media:
+    media = _from_sampled(sample_animation(img, limits), fmt, {})
+    return Media(**{**media.__dict__, "frame_count": frames})
+
+
+def _from_sampled(sampled: Sampled, fmt: str, metadata: dict[str, str]) -> Media:
+    return Media(
+        sampled.frames[0].pixels,
+        sampled.width,
+        sampled.height,
+        fmt,
+        sampled.decoded,
+        metadata,
+        tuple(sampled.warnings),
+        tuple(sampled.frames),
+        sampled.duration_s,
+    )
 
 
 def _count_frames(img: Image.Image, max_frames: int) -> int:
