@@ -7,7 +7,16 @@ import sys
 
 from bench.common import ROOT, require_eval_data
 
-BENCHES = ["detection", "accuracy", "throughput", "vs_face_recognition", "catalogue_search", "pdq_index", "robustness"]
+BENCHES = [
+    "detection",
+    "accuracy",
+    "throughput",
+    "vs_face_recognition",
+    "catalogue_search",
+    "pdq_index",
+    "robustness",
+    "video",
+]
 
 
 def main() -> None:

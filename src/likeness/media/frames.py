@@ -7,8 +7,9 @@ is within ``frame_skip_distance`` of the last kept one is skipped (a still shot 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import av
 import numpy as np
@@ -17,6 +18,8 @@ from PIL import Image, ImageSequence
 
 from likeness.errors import CorruptMedia, TooLarge
 from likeness.settings import MediaLimits
+
+Pixels = Callable[[], np.ndarray]  # a frame's RGB pixels, computed on demand
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,11 @@ def sample_video(data: bytes, limits: MediaLimits) -> Sampled:
 def sample_animation(img: Image.Image, limits: MediaLimits) -> Sampled:
     """An animated GIF or WebP (its frame count was checked by the caller)."""
 
-    def frames() -> Iterator[tuple[int, float, np.ndarray]]:
+    def frames() -> Iterator[tuple[int, float, Pixels]]:
         clock = 0.0
         for index, frame in enumerate(ImageSequence.Iterator(img)):
-            yield index, clock, _fit(frame.convert("RGB"), limits.analysis_max_side)
+            rgb = frame.convert("RGB")  # the iterator reuses one object: copy the frame out now
+            yield index, clock, partial(_fit, rgb, limits.analysis_max_side)
             clock += (frame.info.get("duration") or 100) / 1000
 
     sampled = _sample(frames(), img.width, img.height, 0.0, limits)
@@ -69,39 +73,41 @@ def sample_animation(img: Image.Image, limits: MediaLimits) -> Sampled:
 
 def _video_frames(
     container: av.container.InputContainer, stream: av.VideoStream, limits: MediaLimits
-) -> Iterator[tuple[int, float, np.ndarray]]:
+) -> Iterator[tuple[int, float, Pixels]]:
     w, h = stream.codec_context.width, stream.codec_context.height
     scale = min(1.0, limits.analysis_max_side / max(w, h, 1))
     width, height = max(2, round(w * scale)), max(2, round(h * scale))
     base = stream.time_base or 0
     for index, frame in enumerate(container.decode(stream)):
         time_s = float(frame.pts * base) if frame.pts is not None else 0.0
-        yield index, time_s, frame.to_ndarray(format="rgb24", width=width, height=height)
+        yield index, time_s, partial(frame.to_ndarray, format="rgb24", width=width, height=height)
 
 
 def _sample(
-    frames: Iterator[tuple[int, float, np.ndarray]], width: int, height: int, duration: float, limits: MediaLimits
+    frames: Iterator[tuple[int, float, Pixels]], width: int, height: int, duration: float, limits: MediaLimits
 ) -> Sampled:
+    """Frames are converted to pixels only when kept: scaling every decoded frame would cost more than decoding."""
     kept: list[Frame] = []
     warnings: list[str] = []
     last_hash: np.ndarray | None = None
-    next_time, decoded, pending = 0.0, 0, None
+    next_time, decoded = 0.0, 0
+    pending: tuple[int, float, Pixels] | None = None
     for index, time_s, pixels in frames:
         decoded += 1
         if decoded > limits.max_video_frames:
             warnings.append(f"stopped after {limits.max_video_frames} frames (the limit); the rest is not analysed")
             break
-        pending = Frame(index, time_s, pixels)  # the last frame is kept even if off the sampling grid
+        pending = (index, time_s, pixels)  # the last frame is kept even if off the sampling grid
         if time_s + 1e-9 < next_time:
             continue
         next_time = time_s + limits.frame_every_s
-        last_hash = _keep(kept, pending, last_hash, limits)
+        last_hash = _keep(kept, Frame(index, time_s, pixels()), last_hash, limits)
         pending = None
         if len(kept) >= limits.max_sampled_frames:
             warnings.append(f"sampled the first {len(kept)} frames only (the limit)")
             break
     if pending is not None:
-        _keep(kept, pending, last_hash, limits)
+        _keep(kept, Frame(pending[0], pending[1], pending[2]()), last_hash, limits)
     if not kept:
         raise CorruptMedia("no decodable frame")
     return Sampled(kept, width, height, duration, decoded, warnings)
