@@ -87,3 +87,14 @@ def test_analysers_are_plugins_chosen_in_settings() -> None:
     assert only_pdq.faces == [] and only_pdq.pdq is not None
     with pytest.raises(ValueError, match="unknown analysers"):
         Pipeline(Settings(analyzers=["nope"]))
+
+
+def test_face_engine_accepts_strided_pixels(pipeline: Pipeline) -> None:
+    """Video frames and crops arrive as non-contiguous views; the engine must not refuse them."""
+    from likeness.analyze.faces import DlibEngine
+
+    padded = np.zeros((300, 264, 3), np.uint8)
+    padded[:260, :230] = images.astronaut_face_crop()
+    view = padded[:, :230]
+    assert not view.flags.c_contiguous
+    assert len(DlibEngine(Settings().faces).faces(view)) == 1

@@ -80,3 +80,19 @@ def test_animated_gif_frames_are_analysed(app: App, tmp_path: Path) -> None:
     assert summary.face_matches == 1
     with app.store.transaction() as session:
         assert session.scalar(select(func.max(Face.frame))) == 1
+
+
+def test_protected_video_matches_its_reencoded_copy_and_withdraws_as_one(app: App, tmp_path: Path) -> None:
+    content = ((images.NO_FACE["chelsea"](), 2), (images.NO_FACE["rocket"](), 2), (images.grace_hopper(), 2))
+    original = tmp_path / "private.mp4"
+    original.write_bytes(_clip(*content))
+    added = hashes.add_files(app, "ncii", [original])
+    stored = [a for a in added if a.hash_id]
+    assert len(stored) >= 3 and "#frame" in stored[0].file  # a hash per sampled frame
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "copy.webm").write_bytes(_clip(*content, fmt="webm", codec="libvpx-vp9", bitrate=150_000))
+    (tmp_path / "v" / "other.mp4").write_bytes(_clip((images.NO_FACE["coffee"](), 2), (images.astronaut(), 2)))
+    scan.scan(app.store, app.settings, [str(tmp_path / "v")])
+    assert {Path(r.location).name for r in review.list_matches(app) if r.kind == "hash"} == {"copy.webm"}
+    assert hashes.withdraw(app, submission="video:private.mp4") == len(stored)
+    assert review.list_matches(app) == []

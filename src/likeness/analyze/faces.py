@@ -54,6 +54,7 @@ class DlibEngine:
         self._dlib = dlib
 
     def faces(self, pixels: np.ndarray) -> list[EngineFace]:
+        pixels = np.ascontiguousarray(pixels)  # dlib's bindings refuse strided views (video frames, crops)
         return [self.embed(pixels, box, score) for box, score in self.detect(pixels)]
 
     def detect(self, pixels: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:

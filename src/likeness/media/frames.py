@@ -101,13 +101,13 @@ def _sample(
         if time_s + 1e-9 < next_time:
             continue
         next_time = time_s + limits.frame_every_s
-        last_hash = _keep(kept, Frame(index, time_s, pixels()), last_hash, limits)
+        last_hash = _keep(kept, Frame(index, time_s, np.ascontiguousarray(pixels())), last_hash, limits)
         pending = None
         if len(kept) >= limits.max_sampled_frames:
             warnings.append(f"sampled the first {len(kept)} frames only (the limit)")
             break
     if pending is not None:
-        _keep(kept, Frame(pending[0], pending[1], pending[2]()), last_hash, limits)
+        _keep(kept, Frame(pending[0], pending[1], np.ascontiguousarray(pending[2]())), last_hash, limits)
     if not kept:
         raise CorruptMedia("no decodable frame")
     return Sampled(kept, width, height, duration, decoded, warnings)

@@ -26,27 +26,30 @@ class HashAdded:
 
 
 def add_files(app: App, bank: str, files: list[Path], submission: str | None = None) -> list[HashAdded]:
-    return [_add_file(app, bank, path, submission) for path in files]
+    return [added for path in files for added in _add_file(app, bank, path, submission)]
 
 
-def _add_file(app: App, bank: str, path: Path, submission: str | None) -> HashAdded:
+def _add_file(app: App, bank: str, path: Path, submission: str | None) -> list[HashAdded]:
+    """One hash for a picture; for a video or animation one per sampled frame, grouped as one submission."""
     try:
-        digest, quality = pdq(decode(path.read_bytes(), app.settings.media).pixels)
+        media = decode(path.read_bytes(), app.settings.media)
     except (LikenessError, OSError) as exc:
-        return HashAdded(str(path), None, None, None, False, 0, error=str(exc))
-    if quality < app.settings.hashes.pdq_min_quality:
-        return HashAdded(
-            str(path),
-            None,
-            digest.hex(),
-            quality,
-            False,
-            0,
-            error=f"PDQ quality {quality} is under {app.settings.hashes.pdq_min_quality}: "
-            "too little detail to match reliably; not stored",
-        )
-    added, found = _store(app, bank, [(digest, quality)], submission)
-    return HashAdded(str(path), added[0][0], digest.hex(), quality, added[0][1], found)
+        return [HashAdded(str(path), None, None, None, False, 0, error=str(exc))]
+    frames = media.each_frame()
+    if len(frames) > 1:
+        submission = submission or f"video:{path.name}"
+    results = []
+    for frame in frames:
+        label = f"{path}#frame{frame.index}" if len(frames) > 1 else str(path)
+        digest, quality = pdq(frame.pixels)
+        if quality < app.settings.hashes.pdq_min_quality:
+            minimum = app.settings.hashes.pdq_min_quality
+            error = f"PDQ quality {quality} is under {minimum}: too little detail to match reliably; not stored"
+            results.append(HashAdded(label, None, digest.hex(), quality, False, 0, error=error))
+            continue
+        added, found = _store(app, bank, [(digest, quality)], submission)
+        results.append(HashAdded(label, added[0][0], digest.hex(), quality, added[0][1], found))
+    return results
 
 
 def _store(
