@@ -117,28 +117,32 @@ def match_hash(session: Session, index: HashIndex, media_id: int, analysis: Anal
     return _record(session, [(media_id, hash_id, distance) for hash_id, distance, _ in hits], settings)
 
 
-def search_catalogue(session: Session, hash_id: int, settings: HashSettings) -> int:
-    """A newly protected hash against every catalogued media's PDQ."""
-    protected = session.get(ProtectedHash, hash_id)
-    assert protected is not None
-    rule = bank_rules(session, settings)[protected.bank]
-    if rule.negative or not rule.enabled or (protected.quality or 100) < settings.pdq_min_quality:
+def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettings) -> int:
+    """Newly protected hashes against every catalogued media's PDQ: the catalogue is read once for all of them."""
+    rules = bank_rules(session, settings)
+    protected = [
+        p
+        for p in session.scalars(select(ProtectedHash).where(ProtectedHash.id.in_(hash_ids)))
+        if not rules[p.bank].negative and rules[p.bank].enabled and (p.quality or 100) >= settings.pdq_min_quality
+    ]
+    if not protected:
         return 0
     rows = session.execute(
         select(Media.id, Media.pdq).where(Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality)
     ).all()
     table = as_words([r.pdq for r in rows if r.pdq is not None])
-    d = hamming(table, as_words([protected.digest])[0])
-    near = np.flatnonzero(d <= rule.max_distance)
-    vetoed = _negative_hits(session, settings, table[near])
-    hits = [(rows[int(i)].id, hash_id, int(d[i])) for i, veto in zip(near, vetoed, strict=True) if not veto]
+    vetoed = _negative_hits(session, rules, table)
+    hits = []
+    for p in protected:
+        d = hamming(table, as_words([p.digest])[0])
+        near = np.flatnonzero((d <= rules[p.bank].max_distance) & ~vetoed)
+        hits += [(rows[int(i)].id, p.id, int(d[i])) for i in near]
     return _record(session, hits, settings)
 
 
-def _negative_hits(session: Session, settings: HashSettings, table: np.ndarray) -> np.ndarray:
+def _negative_hits(session: Session, rules: dict[str, BankRule], table: np.ndarray) -> np.ndarray:
     """For each row of ``table``, whether an enabled negative bank admits it."""
     vetoed = np.zeros(len(table), dtype=bool)
-    rules = bank_rules(session, settings)
     negatives = [name for name, rule in rules.items() if rule.negative and rule.enabled]
     if not len(table) or not negatives:
         return vetoed

@@ -38,18 +38,31 @@ def _add_file(app: App, bank: str, path: Path, submission: str | None) -> list[H
     frames = media.each_frame()
     if len(frames) > 1:
         submission = submission or f"video:{path.name}"
-    results = []
-    for frame in frames:
-        label = f"{path}#frame{frame.index}" if len(frames) > 1 else str(path)
-        digest, quality = pdq(frame.pixels)
-        if quality < app.settings.hashes.pdq_min_quality:
-            minimum = app.settings.hashes.pdq_min_quality
-            error = f"PDQ quality {quality} is under {minimum}: too little detail to match reliably; not stored"
-            results.append(HashAdded(label, None, digest.hex(), quality, False, 0, error=error))
-            continue
-        added, found = _store(app, bank, [(digest, quality)], submission)
-        results.append(HashAdded(label, added[0][0], digest.hex(), quality, added[0][1], found))
-    return results
+    hashed = [(f"{path}#frame{f.index}" if len(frames) > 1 else str(path), *pdq(f.pixels)) for f in frames]
+    minimum = app.settings.hashes.pdq_min_quality
+    refused = [
+        HashAdded(
+            label,
+            None,
+            digest.hex(),
+            quality,
+            False,
+            0,
+            error=f"PDQ quality {quality} is under {minimum}: too little detail to match reliably; not stored",
+        )
+        for label, digest, quality in hashed
+        if quality < minimum
+    ]
+    kept = [(label, digest, quality) for label, digest, quality in hashed if quality >= minimum]
+    if not kept:
+        return refused
+    added, found = _store(app, bank, [(digest, quality) for _, digest, quality in kept], submission)
+    # the file's catalogue matches are reported once, on its first stored hash
+    stored = [
+        HashAdded(label, hash_id, digest.hex(), quality, created, found if n == 0 else 0)
+        for n, ((label, digest, quality), (hash_id, created)) in enumerate(zip(kept, added, strict=True))
+    ]
+    return stored + refused
 
 
 def _store(
@@ -58,9 +71,8 @@ def _store(
     """Store hashes in one transaction and search the catalogue for each new one; (id, created) and matches."""
     with app.store.transaction() as session:
         added = [registry.add_hash(session, bank, digest, quality, submission) for digest, quality in entries]
-        found = sum(
-            hash_match.search_catalogue(session, hash_id, app.settings.hashes) for hash_id, created in added if created
-        )
+        new = [hash_id for hash_id, created in added if created]
+        found = hash_match.search_catalogue(session, new, app.settings.hashes) if new else 0
     return added, found
 
 
