@@ -19,9 +19,12 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 from bench.common import distractors, identities, noface, table, write_section
+from likeness.analyze.faces import FaceEngine, make_engine
+from likeness.settings import Settings
 
 REFS = 2
 
@@ -98,12 +101,17 @@ def run_likeness(known: dict[str, list[Path]], unknown: Path, work: Path) -> tup
 
 
 def _has_face(photo: Path) -> bool:
-    from likeness.analyze.faces import make_engine
     from likeness.media import decode
-    from likeness.settings import Settings
 
+    settings, engine = _engine()
+    return bool(engine.faces(decode(photo.read_bytes(), settings.media).pixels))
+
+
+@cache
+def _engine() -> tuple[Settings, FaceEngine]:
+    """One engine for every photo: loading the models costs more than finding a face."""
     settings = Settings()
-    return bool(make_engine(settings.faces).faces(decode(photo.read_bytes(), settings.media).pixels))
+    return settings, make_engine(settings.faces)
 
 
 def main() -> None:

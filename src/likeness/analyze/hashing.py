@@ -52,18 +52,21 @@ def trim_border(pixels: np.ndarray, tolerance: int = 16, least: float = 0.02) ->
 
 def scan_hashes(pixels: np.ndarray, dihedral: bool = True) -> tuple[list[bytes], int]:
     """Every PDQ hash a scanned picture is looked up by, its own first, and its quality."""
+    if dihedral:
+        variants, quality = pdq_dihedral(pixels)
+    else:
+        digest, quality = pdq(pixels)
+        variants = [digest]
+    return variants + border_hashes(pixels, dihedral), quality
 
-    def hashes(p: np.ndarray) -> tuple[list[bytes], int]:
-        if dihedral:
-            return pdq_dihedral(p)
-        digest, quality = pdq(p)
-        return [digest], quality
 
-    variants, quality = hashes(pixels)
+def border_hashes(pixels: np.ndarray, dihedral: bool = False) -> list[bytes]:
+    """The hashes of the picture without its uniform border, if it has one (PDQ does not survive borders)."""
     trimmed = trim_border(pixels)
-    if trimmed is not None:
-        variants += hashes(np.ascontiguousarray(trimmed))[0]
-    return variants, quality
+    if trimmed is None:
+        return []
+    trimmed = np.ascontiguousarray(trimmed)
+    return pdq_dihedral(trimmed)[0] if dihedral else [pdq(trimmed)[0]]
 
 
 def _pack(bits: np.ndarray) -> bytes:
@@ -82,7 +85,8 @@ class PdqAnalyzer:
     def __call__(self, media: Media, result: Analysis) -> None:
         variants, result.pdq_quality = scan_hashes(media.pixels, self.dihedral)
         for frame in media.each_frame()[1:]:  # later frames of a video: as they are, no orientations
-            variants += scan_hashes(frame.pixels, dihedral=False)[0]
+            own = _pack(frame.pdq_bits) if frame.pdq_bits is not None else pdq(frame.pixels)[0]
+            variants += [own, *border_hashes(frame.pixels)]
         result.pdq, result.pdq_variants = variants[0], variants[1:]
 
 

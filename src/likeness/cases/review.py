@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from likeness.errors import LikenessError, NotFound
@@ -55,58 +56,35 @@ class MatchRow:
 
 
 def list_matches(session: Session, box: Box, status: str | None = None) -> list[MatchRow]:
+    if status:
+        _check_status(status)
+    return [_row(record, box) for record in session.execute(_matches_query(status))]
+
+
+def _matches_query(status: str | None) -> Select[Any]:
+    """Each match with its media, first location, subject or bank, and face."""
     first_seen = (
         select(Sighting.media_id, func.min(Sighting.location).label("location")).group_by(Sighting.media_id).subquery()
     )
     query = (
-        select(
-            Match,
-            Media.sha256,
-            Media.nsfw,
-            Media.provenance,
-            first_seen.c.location,
-            Subject.name_enc,
-            ProtectedHash.bank,
-            Face.frame,
-            Face.x,
-            Face.y,
-            Face.w,
-            Face.h,
-        )
+        select(Match, Media.sha256, Media.nsfw, Media.provenance, first_seen.c.location, Subject.name_enc,
+               ProtectedHash.bank, Face.frame, Face.x, Face.y, Face.w, Face.h)
         .join(Media, Media.id == Match.media_id)
         .join(first_seen, first_seen.c.media_id == Match.media_id)
         .outerjoin(Subject, Subject.id == Match.subject_id)
         .outerjoin(ProtectedHash, ProtectedHash.id == Match.hash_id)
         .outerjoin(Face, Face.id == Match.face_id)
         .order_by(Match.id)
-    )
-    if status:
-        _check_status(status)
-        query = query.where(Match.status == status)
-    rows = []
-    for m, sha, nsfw, prov, loc, name_enc, bank, frame, x, y, w, h in session.execute(query):
-        target = box.open_text(name_enc) if name_enc is not None else bank
-        face_box = (x, y, w, h) if x is not None else None
-        rows.append(
-            MatchRow(
-                m.id,
-                m.kind,
-                target,
-                m.subject_id,
-                loc,
-                m.score,
-                m.tier,
-                m.status,
-                m.media_id,
-                sha,
-                face_box,
-                frame or 0,
-                nsfw,
-                prov or {},
-                m.created_at,
-            )
-        )
-    return rows
+    )  # fmt: skip
+    return query.where(Match.status == status) if status else query
+
+
+def _row(record: Row[Any], box: Box) -> MatchRow:
+    m, sha, nsfw, prov, loc, name_enc, bank, frame, x, y, w, h = tuple(record)
+    target = box.open_text(name_enc) if name_enc is not None else bank
+    face_box = (x, y, w, h) if x is not None else None
+    return MatchRow(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha, face_box,
+                    frame or 0, nsfw, prov or {}, m.created_at)  # fmt: skip
 
 
 def set_status(session: Session, match_id: int, status: str, actor: str = "cli") -> None:

@@ -34,6 +34,12 @@ class Fetcher:
         self.settings = settings
         self.max_bytes = max_bytes
         self.guard = guard
+        self._with_retries = retry(
+            retry=retry_if_exception_type(TransientFetchError),
+            stop=stop_after_attempt(settings.retries),
+            wait=wait_exponential(multiplier=0.5, max=8),
+            reraise=True,
+        )(self._get_once)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="likeness-fetch", daemon=True)
         self._session: aiohttp.ClientSession | None = None
@@ -65,13 +71,7 @@ class Fetcher:
         )
 
     async def _get(self, url: str) -> bytes:
-        attempt = retry(
-            retry=retry_if_exception_type(TransientFetchError),
-            stop=stop_after_attempt(self.settings.retries),
-            wait=wait_exponential(multiplier=0.5, max=8),
-            reraise=True,
-        )(self._get_once)
-        return await attempt(url)
+        return await self._with_retries(url)
 
     async def _get_once(self, url: str) -> bytes:
         assert self._session is not None

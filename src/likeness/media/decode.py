@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -110,22 +110,21 @@ def _decode(data: bytes, fmt: str, limits: MediaLimits) -> Media:
 
 
 def _video(data: bytes, fmt: str, limits: MediaLimits) -> Media:
-    return _from_sampled(sample_video(data, limits), fmt, {})
+    return _from_sampled(sample_video(data, limits), fmt)
 
 
 def _animation(img: Image.Image, fmt: str, frames: int, limits: MediaLimits) -> Media:
-    media = _from_sampled(sample_animation(img, limits), fmt, {})
-    return Media(**{**media.__dict__, "frame_count": frames})
+    return replace(_from_sampled(sample_animation(img, limits), fmt), frame_count=frames)
 
 
-def _from_sampled(sampled: Sampled, fmt: str, metadata: dict[str, str]) -> Media:
+def _from_sampled(sampled: Sampled, fmt: str) -> Media:
     return Media(
         sampled.frames[0].pixels,
         sampled.width,
         sampled.height,
         fmt,
         sampled.decoded,
-        metadata,
+        {},
         tuple(sampled.warnings),
         tuple(sampled.frames),
         sampled.duration_s,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import av
@@ -27,6 +27,7 @@ class Frame:
     index: int  # in the stream, from 0
     time_s: float
     pixels: np.ndarray  # RGB, at most analysis_max_side
+    pdq_bits: np.ndarray | None = field(default=None, compare=False)  # hashed while sampling; reused by analysis
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,10 @@ def _sample(
 
 
 def _keep(kept: list[Frame], frame: Frame, last_hash: np.ndarray | None, limits: MediaLimits) -> np.ndarray:
-    bits, _ = pdqhash.compute(np.ascontiguousarray(frame.pixels))
+    bits = np.asarray(pdqhash.compute(np.ascontiguousarray(frame.pixels))[0])
     if last_hash is None or int((bits != last_hash).sum()) > limits.frame_skip_distance:
-        kept.append(frame)
-        return np.asarray(bits)
+        kept.append(replace(frame, pdq_bits=bits))
+        return bits
     return last_hash
 
 

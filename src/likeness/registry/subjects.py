@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from likeness.analyze.faces import EngineFace, FaceEngine, face_quality, unit
+from likeness.analyze.faces import FaceEngine, to_face, unit
 from likeness.errors import EnrollmentError, MediaError, NotFound
 from likeness.media import decode, jpeg
 from likeness.settings import Settings
@@ -48,12 +48,7 @@ def reference_from_photo(
     if len(faces) > 1 and not largest_face:
         raise EnrollmentError(f"{label}: {len(faces)} faces found; crop the photo to one person or pass --largest-face")
     face = max(faces, key=lambda f: f.box[2] * f.box[3])
-    return Reference(face.embedding, _quality(face, media.scale), face.chip)
-
-
-def _quality(face: EngineFace, scale: float) -> float:
-    box = tuple(round(v / scale) for v in face.box)
-    return face_quality((box[0], box[1], box[2], box[3]), face.det_score)
+    return Reference(face.embedding, to_face(face, media.scale, engine).quality, face.chip)
 
 
 def centroid(
