@@ -10,8 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The vpdq extra (Meta's reference, for a compatibility test) builds only where FFmpeg's headers are installed.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	if pkg-config --exists libavformat libavcodec libswscale libavdevice 2>/dev/null; then \
+		$(BIN)/python -m pip install --quiet -e '.[dev,vpdq]'; fi
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -104,9 +104,9 @@ def test_hash_index_takes_new_hashes_without_a_rebuild(
 ) -> None:
     from likeness.analyze import pdq
     from likeness.analyze.pdq_index import PdqIndex
-    from likeness.match.hashes import HashIndex
+    from likeness.match.hashes import HashIndex, Hit
     from likeness.media import decode
-    from likeness.registry.hashes import add_hash
+    from likeness.registry.hashes import StoredHash, add_hash
 
     with app.store.transaction() as session:
         index = HashIndex.load(session, app.settings.hashes)
@@ -118,6 +118,6 @@ def test_hash_index_takes_new_hashes_without_a_rebuild(
     monkeypatch.setattr(PdqIndex, "build", no_rebuild)
     digest, quality = pdq(decode(made.protected.read_bytes(), app.settings.media).pixels)
     with app.store.transaction() as session:
-        hash_id, _ = add_hash(session, "ncii", digest, quality)
+        hash_id, _ = add_hash(session, "ncii", StoredHash(0, digest, quality, None))
         index.refresh(session)
-        assert index.near(session, digest) == [(hash_id, 0, "ncii")]
+        assert index.near(session, [(0, digest)]) == [Hit(0, hash_id, 0, 0)]

@@ -55,7 +55,7 @@ def test_subject_in_a_video_is_matched_once(app: App, tmp_path: Path, fmt: str, 
     real = [f for f in faces if f.frame >= 10]  # the face shot starts at frame 10
     assert len(real) == 1  # seen in every sampled frame of the shot, reported once
     [row] = [r for r in review.list_matches(app) if r.kind == "face"]
-    assert row.face_frame == real[0].frame
+    assert row.frame == real[0].frame
 
 
 def test_protected_image_shown_in_a_reencoded_video_matches(app: App, tmp_path: Path) -> None:
@@ -87,12 +87,28 @@ def test_protected_video_matches_its_reencoded_copy_and_withdraws_as_one(app: Ap
     original = tmp_path / "private.mp4"
     original.write_bytes(_clip(*content))
     added = hashes.add_files(app, "ncii", [original])
-    stored = [a for a in added if a.hash_id]
-    assert len(stored) >= 3 and "#frame" in stored[0].file  # a hash per sampled frame
+    stored = {a.hash_id for a in added if a.hash_id}
+    assert len(stored) == 3 and len(added) == 6  # vPDQ: a feature per second; repeated stills are one hash
+    assert "#frame5" in added[1].file
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "copy.webm").write_bytes(_clip(*content, fmt="webm", codec="libvpx-vp9", bitrate=150_000))
     (tmp_path / "v" / "other.mp4").write_bytes(_clip((images.NO_FACE["coffee"](), 2), (images.astronaut(), 2)))
+    longer = (images.NO_FACE["coffee"](), 2), (images.NO_FACE["hubble"](), 2), (images.astronaut(), 2), *content
+    (tmp_path / "v" / "compilation.mp4").write_bytes(_clip(*longer))
     scan.scan(app.store, app.settings, [str(tmp_path / "v")])
-    assert {Path(r.location).name for r in review.list_matches(app) if r.kind == "hash"} == {"copy.webm"}
+    summaries = {Path(s.location).name: s for s in review.media_summary(app)}
+    assert set(summaries) == {"copy.webm", "compilation.mp4"}
+    [copy_verdict] = summaries["copy.webm"].video_matches
+    assert copy_verdict == {
+        "submission": "video:private.mp4",
+        "query_percent": 100.0,
+        "target_percent": 100.0,
+        "video_match": True,
+    }
+    assert summaries["copy.webm"].banks == ["ncii"] and len(summaries["copy.webm"].frames) == 3
+    # the protected video inside a longer one: every protected frame is found, but it is half the video
+    [inside] = summaries["compilation.mp4"].video_matches
+    assert inside["target_percent"] == 100.0 and inside["query_percent"] < 80 and not inside["video_match"]
+    assert min(summaries["compilation.mp4"].frames) >= 25  # the protected part starts at 6 s (frame 30)
     assert hashes.withdraw(app, submission="video:private.mp4") == len(stored)
     assert review.list_matches(app) == []

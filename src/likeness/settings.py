@@ -58,6 +58,10 @@ class HashSettings(BaseModel):
     flood_limit: int = 20
     # Pictures this close are one near-duplicate group in the catalogue (resized or re-encoded copies).
     near_duplicate_distance: int = 16
+    # vPDQ's video-level verdict (ThreatExchange's defaults): a scanned video "is" a protected video when this share
+    # of its frames is found in the protected one, and that share of the protected one's frames in it.
+    vpdq_query_match_percent: float = 80.0
+    vpdq_target_match_percent: float = 0.0
 
 
 class ScanSettings(BaseModel):

@@ -79,17 +79,21 @@ class PdqAnalyzer:
 
     name = "pdq"
 
-    def __init__(self, dihedral: bool) -> None:
+    def __init__(self, dihedral: bool, min_quality: int) -> None:
         self.dihedral = dihedral
+        self.min_quality = min_quality
 
     def __call__(self, media: Media, result: Analysis) -> None:
         variants, result.pdq_quality = scan_hashes(media.pixels, self.dihedral)
-        for frame in media.each_frame()[1:]:  # later frames of a video: as they are, no orientations
-            own = _pack(frame.pdq_bits) if frame.pdq_bits is not None else pdq(frame.pixels)[0]
-            variants += [own, *border_hashes(frame.pixels)]
         result.pdq, result.pdq_variants = variants[0], variants[1:]
+        for frame in media.each_frame()[1:]:  # later frames of a video: as they are, no orientations
+            own, quality = (
+                (_pack(frame.pdq_bits), frame.pdq_quality) if frame.pdq_bits is not None else pdq(frame.pixels)
+            )
+            if quality >= self.min_quality:
+                result.frame_pdqs += [(frame.index, h) for h in (own, *border_hashes(frame.pixels))]
 
 
 @register("pdq")
 def _pdq(settings: Settings) -> PdqAnalyzer:
-    return PdqAnalyzer(settings.hashes.dihedral)
+    return PdqAnalyzer(settings.hashes.dihedral, settings.hashes.pdq_min_quality)

@@ -29,8 +29,18 @@ class Analysis:
     pdq: bytes | None = None
     pdq_quality: int | None = None
     pdq_variants: list[bytes] = field(default_factory=list)  # the other 7 orientations, when computed
+    # later sampled frames of a video or animation: (frame, hash), the frame's own hash first, then its
+    # border-trimmed hash if it has a border; frames under the minimum PDQ quality are left out
+    frame_pdqs: list[tuple[int, bytes]] = field(default_factory=list)
     faces: list[Face] = field(default_factory=list)
     nsfw: float | None = None
     provenance: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None  # set by a pre-filter; later analysers then do nothing
     warnings: list[str] = field(default_factory=list)
+
+    def own_frame_pdqs(self) -> dict[int, bytes]:
+        """Each later frame's own hash (its border-trimmed copy left out)."""
+        own: dict[int, bytes] = {}
+        for frame, digest in self.frame_pdqs:
+            own.setdefault(frame, digest)
+        return own

@@ -76,7 +76,7 @@ def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | 
         media = decode(read(row.location), settings.media)
     except (LikenessError, OSError) as exc:
         return None, f"source not available now: {exc}"
-    pixels = next((f.pixels for f in media.each_frame() if f.index == row.face_frame), media.pixels)
+    pixels = next((f.pixels for f in media.each_frame() if f.index == row.frame), media.pixels)
     if row.face_box:
         pixels = _crop(pixels, row.face_box, media.scale)
     if _sensitive(row, settings):

@@ -30,10 +30,11 @@ class MatchRow:
     media_id: int
     sha256: str
     face_box: tuple[int, int, int, int] | None
-    face_frame: int
+    frame: int  # the media's frame the face was seen in, or the hash matched
     nsfw: float | None
     provenance: dict[str, str]
     created_at: datetime
+    detail: dict[str, Any] | None = None  # vPDQ's video-level shares, for matches on a protected video
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -48,17 +49,59 @@ class MatchRow:
             "media_id": self.media_id,
             "sha256": self.sha256,
             "face_box": list(self.face_box) if self.face_box else None,
-            "frame": self.face_frame,
+            "frame": self.frame,
             "nsfw": self.nsfw,
             "ai_generator": self.provenance.get("generator"),
             "created_at": self.created_at.isoformat(),
+            "video": self.detail,
         }
 
 
-def list_matches(session: Session, box: Box, status: str | None = None) -> list[MatchRow]:
+@dataclass(frozen=True)
+class MediaSummary:
+    """What one media matched, across its frames: the per-media aggregate a reviewer starts from."""
+
+    media_id: int
+    sha256: str
+    location: str
+    subjects: list[str]
+    banks: list[str]
+    max_nsfw: float | None
+    frames: list[int]  # the frames that matched anything
+    video_matches: list[dict[str, Any]]  # vPDQ verdicts against protected videos, one per submission
+    match_ids: list[int]
+
+
+def summarise(rows: list[MatchRow]) -> list[MediaSummary]:
+    by_media: dict[int, list[MatchRow]] = {}
+    for row in rows:
+        by_media.setdefault(row.media_id, []).append(row)
+    return [_summary(group) for group in by_media.values()]
+
+
+def _summary(group: list[MatchRow]) -> MediaSummary:
+    first = group[0]
+    videos = {r.detail["submission"]: r.detail for r in group if r.detail}
+    return MediaSummary(
+        first.media_id,
+        first.sha256,
+        first.location,
+        sorted({r.target for r in group if r.kind == "face"}),
+        sorted({r.target for r in group if r.kind == "hash"}),
+        first.nsfw,
+        sorted({r.frame for r in group}),
+        list(videos.values()),
+        [r.id for r in group],
+    )
+
+
+def list_matches(session: Session, box: Box, status: str | None = None, media_id: int | None = None) -> list[MatchRow]:
     if status:
         _check_status(status)
-    return [_row(record, box) for record in session.execute(_matches_query(status))]
+    query = _matches_query(status)
+    if media_id is not None:
+        query = query.where(Match.media_id == media_id)
+    return [_row(record, box) for record in session.execute(query)]
 
 
 def _matches_query(status: str | None) -> Select[Any]:
@@ -84,7 +127,7 @@ def _row(record: Row[Any], box: Box) -> MatchRow:
     target = box.open_text(name_enc) if name_enc is not None else bank
     face_box = (x, y, w, h) if x is not None else None
     return MatchRow(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha, face_box,
-                    frame or 0, nsfw, prov or {}, m.created_at)  # fmt: skip
+                    frame or m.frame or 0, nsfw, prov or {}, m.created_at, m.detail)  # fmt: skip
 
 
 def set_status(session: Session, match_id: int, status: str, actor: str = "cli") -> None:

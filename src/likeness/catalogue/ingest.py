@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis
 from likeness.errors import LikenessError
-from likeness.store.models import Face, Media, Sighting
+from likeness.store.models import Face, FrameHash, Media, Sighting
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ def ingest(
     sight(session, media_id, location)
     result = Ingested(media_id, created=True)
     if isinstance(outcome, Analysis):
+        session.add_all(FrameHash(media_id=media_id, frame=f, digest=d) for f, d in outcome.own_frame_pdqs().items())
         for idx, face in enumerate(outcome.faces):
             row = Face(
                 media_id=media_id,

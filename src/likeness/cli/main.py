@@ -97,7 +97,12 @@ def subjects_remove(subject_id: int) -> None:
 
 Bank = Annotated[str, typer.Option(help="The bank.")]
 Submission = Annotated[str | None, typer.Option(help="Group these hashes so they can be withdrawn together.")]
-ListFormat = Annotated[str, typer.Option("--format", help="text (one PDQ hex per line) or csv (hash,quality,id)")]
+ListFormat = Annotated[
+    str,
+    typer.Option(
+        "--format", help="text (one PDQ hex per line), csv (hash,quality,id) or vpdq (frame,quality,hash,time: a video)"
+    ),
+]
 
 
 @hashes_app.command("add")
@@ -160,9 +165,9 @@ def hashes_import(
 
 
 @hashes_app.command("export")
-def hashes_export(bank: Bank = "default", fmt: ListFormat = "text") -> None:
+def hashes_export(bank: Bank = "default", fmt: ListFormat = "text", submission: Submission = None) -> None:
     with session() as a:
-        typer.echo(hashes.export_list(a, bank, fmt), nl=False)
+        typer.echo(hashes.export_list(a, bank, fmt, submission), nl=False)
 
 
 @matches_app.command("list")
@@ -173,6 +178,16 @@ def matches_list(
     with session() as a:
         rows = review.list_matches(a, status)
     output.matches(out, rows, fmt)
+
+
+@matches_app.command("media")
+def matches_media(
+    media_id: Annotated[int | None, typer.Argument(help="One media; all media with matches if left out.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Per media: who and which banks it matched, in which frames, its NSFW score and vPDQ video verdicts."""
+    with session() as a:
+        output.media_summaries(out, review.media_summary(a, media_id), fmt)
 
 
 @matches_app.command("confirm")

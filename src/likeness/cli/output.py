@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from likeness.cases.review import MatchRow
+from likeness.cases.review import MatchRow, MediaSummary
 from likeness.registry.hashes import BankInfo
 from likeness.registry.subjects import SubjectInfo
 from likeness.services.hashes import HashAdded
@@ -58,6 +58,23 @@ def matches(console: Console, rows: Sequence[MatchRow], fmt: str) -> None:
     for r in rows:
         score = f"{r.score:.3f}" if r.kind == "face" else f"d={int(r.score)}"
         table.add_row(str(r.id), r.kind, r.target, score, r.tier, r.status, r.location)
+    console.print(table)
+
+
+def media_summaries(console: Console, rows: Sequence[MediaSummary], fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps([r.__dict__ for r in rows]))
+        return
+    table = Table("media", "subjects", "banks", "frames", "nsfw", "video (vPDQ)", Column("where", overflow="fold"))
+    for r in rows:
+        videos = "; ".join(
+            f"{v['submission']}: {v['query_percent']:.0f}%/{v['target_percent']:.0f}%"
+            + (" match" if v["video_match"] else "")
+            for v in r.video_matches
+        )
+        nsfw = f"{r.max_nsfw:.2f}" if r.max_nsfw is not None else "-"
+        frames = ", ".join(map(str, r.frames))
+        table.add_row(str(r.media_id), ", ".join(r.subjects), ", ".join(r.banks), frames, nsfw, videos, r.location)
     console.print(table)
 
 

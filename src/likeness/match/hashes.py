@@ -8,20 +8,21 @@ global one, and a hit in a negative bank (known false positives) means no hash m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import ColumnElement, func, or_, select, text
+from sqlalchemy import ColumnElement, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis
 from likeness.analyze.pdq_index import PdqIndex, as_words, hamming
+from likeness.analyze.vpdq import VPDQ_ALGORITHM, match_percent
 from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
 from likeness.settings import HashSettings
 from likeness.store import audit
 from likeness.store.audit import registry_version
-from likeness.store.models import AuditEvent, Bank, Match, Media, ProtectedHash
+from likeness.store.models import AuditEvent, Bank, FrameHash, Match, Media, ProtectedHash
 
 
 @dataclass(frozen=True)
@@ -92,33 +93,53 @@ class HashIndex:
         if any(e.entity == "bank" for e in events):
             self.banks = bank_rules(session, self.settings)
 
-    def near(self, session: Session, *digests: bytes) -> list[tuple[int, int, str]]:
-        """(hash id, distance, bank) of the hits its bank admits, the nearest of the given orientations for each
-        hash; none at all if any admitted hit is a negative bank's."""
-        nearest: dict[int, int] = {}
-        for digest in digests:
+    def near(self, session: Session, probes: list[tuple[int, bytes]]) -> list[Hit]:
+        """The hits its bank admits for (frame, hash) probes, the nearest probe for each protected hash; none at
+        all if any admitted hit is a negative bank's. ``media_id`` is left 0 for the caller."""
+        nearest: dict[int, tuple[int, int]] = {}
+        for frame, digest in probes:
             for hash_id, distance in self.index.query(digest, self.settings.pdq_max_distance):
-                nearest[hash_id] = min(distance, nearest.get(hash_id, distance))
-        hits = sorted(nearest.items(), key=lambda hit: (hit[1], hit[0]))
-        if not hits:
+                if hash_id not in nearest or distance < nearest[hash_id][0]:
+                    nearest[hash_id] = distance, frame
+        if not nearest:
             return []
-        query = select(ProtectedHash.id, ProtectedHash.bank).where(ProtectedHash.id.in_([h for h, _ in hits]))
+        query = select(ProtectedHash.id, ProtectedHash.bank).where(ProtectedHash.id.in_(nearest))
         bank_of = {row.id: row.bank for row in session.execute(query)}
-        admitted = [(h, d, bank_of[h]) for h, d in hits if h in bank_of and self.banks[bank_of[h]].admits(d)]
-        if any(self.banks[bank].negative for _, _, bank in admitted):
+        admitted = [
+            (Hit(0, h, d, f), bank_of[h])
+            for h, (d, f) in nearest.items()
+            if h in bank_of and self.banks[bank_of[h]].admits(d)
+        ]
+        if any(self.banks[bank].negative for _, bank in admitted):
             return []
-        return admitted
+        return sorted((hit for hit, _ in admitted), key=lambda hit: (hit.distance, hit.hash_id))
+
+
+@dataclass(frozen=True)
+class Hit:
+    media_id: int
+    hash_id: int
+    distance: int
+    frame: int
 
 
 def match_hash(session: Session, index: HashIndex, media_id: int, analysis: Analysis, settings: HashSettings) -> int:
-    if analysis.pdq is None or analysis.pdq_quality is None or analysis.pdq_quality < settings.pdq_min_quality:
-        return 0
-    hits = index.near(session, analysis.pdq, *analysis.pdq_variants)
-    return _record(session, [(media_id, hash_id, distance) for hash_id, distance, _ in hits], settings)
+    """Every sampled frame against the banks: frame 0 in all its orientations, later frames as they are."""
+    probes = list(analysis.frame_pdqs)
+    if analysis.pdq is not None and (analysis.pdq_quality or 0) >= settings.pdq_min_quality:
+        probes += [(0, digest) for digest in (analysis.pdq, *analysis.pdq_variants)]
+    hits = [replace(hit, media_id=media_id) for hit in index.near(session, probes)]
+    frames = {media_id: _own_hashes(analysis)}
+    return _record(session, hits, _video_shares(session, frames, hits, settings), settings)
+
+
+def _own_hashes(analysis: Analysis) -> list[bytes]:
+    """One hash per sampled frame (no orientations, no border-trimmed copies): the media as vPDQ features."""
+    return ([analysis.pdq] if analysis.pdq is not None else []) + list(analysis.own_frame_pdqs().values())
 
 
 def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettings) -> int:
-    """Newly protected hashes against every catalogued media's PDQ: the catalogue is read once for all of them."""
+    """Newly protected hashes against every catalogued frame's PDQ: the catalogue is read once for all of them."""
     rules = bank_rules(session, settings)
     protected = [
         p
@@ -127,17 +148,71 @@ def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettin
     ]
     if not protected:
         return 0
-    rows = session.execute(
-        select(Media.id, Media.pdq).where(Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality)
-    ).all()
-    table = as_words([r.pdq for r in rows if r.pdq is not None])
+    rows = _catalogue_frames(session, settings)
+    table = as_words([digest for _, _, digest in rows])
     vetoed = _negative_hits(session, rules, table)
     hits = []
     for p in protected:
         d = hamming(table, as_words([p.digest])[0])
-        near = np.flatnonzero((d <= rules[p.bank].max_distance) & ~vetoed)
-        hits += [(rows[int(i)].id, p.id, int(d[i])) for i in near]
-    return _record(session, hits, settings)
+        hits += [
+            Hit(rows[i][0], p.id, int(d[i]), rows[i][1])
+            for i in np.flatnonzero((d <= rules[p.bank].max_distance) & ~vetoed)
+        ]
+    hits.sort(key=lambda hit: (hit.distance, hit.frame))  # a media hit in several frames keeps its nearest
+    frames: dict[int, list[bytes]] = {}
+    for media_id, _, digest in rows:
+        frames.setdefault(media_id, []).append(digest)
+    return _record(session, hits, _video_shares(session, frames, hits, settings), settings)
+
+
+def _catalogue_frames(session: Session, settings: HashSettings) -> list[tuple[int, int, bytes]]:
+    """(media id, frame, PDQ) of every usable catalogued frame: frame 0 from the media row, later ones from
+    ``frame_hashes``."""
+    first = select(Media.id, literal(0), Media.pdq).where(
+        Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality
+    )
+    later = select(FrameHash.media_id, FrameHash.frame, FrameHash.digest)
+    return [(r[0], r[1], r[2]) for r in session.execute(first.union_all(later)) if r[2] is not None]
+
+
+def _video_shares(
+    session: Session, frames: dict[int, list[bytes]], hits: list[Hit], settings: HashSettings
+) -> dict[tuple[int, int], dict[str, object]]:
+    """vPDQ's video-level verdict for hits on a protected video's frames, per (media, hash): the share of the
+    media's frames found in the protected video and the reverse, and whether both reach the thresholds."""
+    hit_ids = {hit.hash_id for hit in hits}
+    if not hit_ids:
+        return {}
+    rows = session.execute(
+        select(ProtectedHash.id, ProtectedHash.submission).where(
+            ProtectedHash.id.in_(hit_ids), ProtectedHash.algorithm == VPDQ_ALGORITHM
+        )
+    )
+    videos = {row.id: row.submission for row in rows}
+    target: dict[str | None, list[bytes]] = {}
+    for submission in set(videos.values()):
+        target[submission] = list(
+            session.scalars(
+                select(ProtectedHash.digest).where(
+                    ProtectedHash.submission == submission,
+                    ProtectedHash.algorithm == VPDQ_ALGORITHM,
+                    _usable(settings),
+                )
+            )
+        )
+    shares = {}
+    for hit in hits:
+        if hit.hash_id in videos:
+            submission = videos[hit.hash_id]
+            q, t = match_percent(frames[hit.media_id], target[submission], settings.pdq_max_distance)
+            verdict = q >= settings.vpdq_query_match_percent and t >= settings.vpdq_target_match_percent
+            shares[hit.media_id, hit.hash_id] = {
+                "submission": submission,
+                "query_percent": round(q, 1),
+                "target_percent": round(t, 1),
+                "video_match": verdict,
+            }
+    return shares
 
 
 def _negative_hits(session: Session, rules: dict[str, BankRule], table: np.ndarray) -> np.ndarray:
@@ -153,15 +228,27 @@ def _negative_hits(session: Session, rules: dict[str, BankRule], table: np.ndarr
     return vetoed
 
 
-def _record(session: Session, hits: list[tuple[int, int, int]], settings: HashSettings) -> int:
-    """Create matches for (media id, hash id, distance) triples; returns how many are new."""
+def _record(
+    session: Session, hits: list[Hit], shares: dict[tuple[int, int], dict[str, object]], settings: HashSettings
+) -> int:
+    """Create matches for hits (the first hit of a hash on a media wins: callers sort nearest first)."""
     created = 0
-    for media_id, hash_id, distance in hits:
-        tier = hash_tier(distance, settings)
+    for hit in hits:
+        tier = hash_tier(hit.distance, settings)
         assert tier is not None
-        if create_match(session, kind="hash", media_id=media_id, score=float(distance), tier=tier, hash_id=hash_id):
+        detail = shares.get((hit.media_id, hit.hash_id))
+        if create_match(
+            session,
+            kind="hash",
+            media_id=hit.media_id,
+            score=float(hit.distance),
+            tier=tier,
+            hash_id=hit.hash_id,
+            frame=hit.frame,
+            detail=detail,
+        ):
             created += 1
-            _quarantine_flood(session, hash_id, settings.flood_limit)
+            _quarantine_flood(session, hit.hash_id, settings.flood_limit)
     return created
 
 

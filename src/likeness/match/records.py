@@ -19,6 +19,8 @@ def create_match(
     subject_id: int | None = None,
     face_id: int | None = None,
     hash_id: int | None = None,
+    frame: int | None = None,
+    detail: dict[str, object] | None = None,
 ) -> bool:
     """True when the match is new; the same face/subject or hash/media pair is only ever one match."""
     match_id = session.scalar(
@@ -32,6 +34,8 @@ def create_match(
             subject_id=subject_id,
             face_id=face_id,
             hash_id=hash_id,
+            frame=frame,
+            detail=detail,
         )
         .on_conflict_do_nothing()
         .returning(Match.id)
@@ -50,6 +54,8 @@ def create_match(
             "subject_id": subject_id,
             "hash_id": hash_id,
             "media_id": media_id,
+            "frame": frame,
+            **(detail or {}),
         },
         actor="scanner",
     )

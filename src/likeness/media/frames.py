@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -28,6 +29,7 @@ class Frame:
     time_s: float
     pixels: np.ndarray  # RGB, at most analysis_max_side
     pdq_bits: np.ndarray | None = field(default=None, compare=False)  # hashed while sampling; reused by analysis
+    pdq_quality: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,19 @@ class Sampled:
     warnings: list[str]
 
 
-def sample_video(data: bytes, limits: MediaLimits) -> Sampled:
+@dataclass(frozen=True)
+class Video:
+    container: av.container.InputContainer
+    stream: av.VideoStream
+    width: int
+    height: int
+    duration_s: float
+    frame_rate: float  # the stream's average rate, else its base rate (what vPDQ uses)
+
+
+@contextmanager
+def open_video(data: bytes, limits: MediaLimits) -> Iterator[Video]:
+    """An open video within the duration and frame-size limits; decoding errors in the body become CorruptMedia."""
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
@@ -52,9 +66,16 @@ def sample_video(data: bytes, limits: MediaLimits) -> Sampled:
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > limits.max_pixels:
                 raise TooLarge(f"{width}x{height} video frames are over the {limits.max_pixels}-pixel limit")
-            return _sample(_video_frames(container, stream, limits), width, height, duration, limits)
+            rate = float(stream.average_rate or stream.base_rate or 0)
+            yield Video(container, stream, width, height, duration, rate)
     except av.FFmpegError as exc:
         raise CorruptMedia(f"cannot decode video: {exc}") from exc
+
+
+def sample_video(data: bytes, limits: MediaLimits) -> Sampled:
+    with open_video(data, limits) as video:
+        frames = _video_frames(video.container, video.stream, limits)
+        return _sample(frames, video.width, video.height, video.duration_s, limits)
 
 
 def sample_animation(img: Image.Image, limits: MediaLimits) -> Sampled:
@@ -115,9 +136,10 @@ def _sample(
 
 
 def _keep(kept: list[Frame], frame: Frame, last_hash: np.ndarray | None, limits: MediaLimits) -> np.ndarray:
-    bits = np.asarray(pdqhash.compute(np.ascontiguousarray(frame.pixels))[0])
+    bits, quality = pdqhash.compute(np.ascontiguousarray(frame.pixels))
+    bits = np.asarray(bits)
     if last_hash is None or int((bits != last_hash).sum()) > limits.frame_skip_distance:
-        kept.append(replace(frame, pdq_bits=bits))
+        kept.append(replace(frame, pdq_bits=bits, pdq_quality=int(quality)))
         return bits
     return last_hash
 

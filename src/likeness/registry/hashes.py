@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -29,6 +29,9 @@ class StoredHash:
     digest: bytes
     quality: int | None
     submission: str | None
+    algorithm: str = PDQ_ALGORITHM
+    frame: int | None = None  # vPDQ: where in the protected video
+    time_s: float | None = None
 
 
 def ensure_bank(session: Session, name: str) -> None:
@@ -65,25 +68,26 @@ def configure_bank(
     return next(b for b in banks(session) if b.bank == name)
 
 
-def add_hash(
-    session: Session, bank: str, digest: bytes, quality: int | None, submission: str | None = None
-) -> tuple[int, bool]:
-    """Store a PDQ hash in a bank; returns (id, created). Adding the same hash twice is a no-op."""
+def add_hash(session: Session, bank: str, entry: StoredHash) -> tuple[int, bool]:
+    """Store a PDQ hash (or a vPDQ frame feature) in a bank; returns (id, created). Adding the same hash twice is
+    a no-op (``entry.id`` is ignored)."""
     ensure_bank(session, bank)
+    values = {k: v for k, v in asdict(entry).items() if k != "id"}
     hash_id = session.scalar(
-        insert(ProtectedHash)
-        .values(bank=bank, algorithm=PDQ_ALGORITHM, digest=digest, quality=quality, submission=submission)
-        .on_conflict_do_nothing()
-        .returning(ProtectedHash.id)
+        insert(ProtectedHash).values(bank=bank, **values).on_conflict_do_nothing().returning(ProtectedHash.id)
     )
     if hash_id is not None:
         audit.record(
-            session, "hash.added", "hash", hash_id, {"bank": bank, "quality": quality, "submission": submission}
+            session,
+            "hash.added",
+            "hash",
+            hash_id,
+            {"bank": bank, "quality": entry.quality, "submission": entry.submission, "algorithm": entry.algorithm},
         )
         return hash_id, True
     existing = session.scalar(
         select(ProtectedHash.id).where(
-            ProtectedHash.bank == bank, ProtectedHash.algorithm == PDQ_ALGORITHM, ProtectedHash.digest == digest
+            ProtectedHash.bank == bank, ProtectedHash.algorithm == entry.algorithm, ProtectedHash.digest == entry.digest
         )
     )
     assert existing is not None
@@ -117,12 +121,11 @@ def banks(session: Session) -> list[BankInfo]:
     ]
 
 
-def hashes_in(session: Session, bank: str) -> list[StoredHash]:
+def hashes_in(session: Session, bank: str, submission: str | None = None) -> list[StoredHash]:
     if session.get(Bank, bank) is None:
         raise NotFound(f"no bank {bank!r}")
-    rows = session.execute(
-        select(ProtectedHash.id, ProtectedHash.digest, ProtectedHash.quality, ProtectedHash.submission)
-        .where(ProtectedHash.bank == bank)
-        .order_by(ProtectedHash.id)
-    )
-    return [StoredHash(r.id, r.digest, r.quality, r.submission) for r in rows]
+    columns = [getattr(ProtectedHash, f.name) for f in fields(StoredHash)]
+    query = select(*columns).where(ProtectedHash.bank == bank).order_by(ProtectedHash.frame, ProtectedHash.id)
+    if submission is not None:
+        query = query.where(ProtectedHash.submission == submission)
+    return [StoredHash(*row) for row in session.execute(query)]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from likeness.analyze import pdq
+from likeness.analyze import PDQ_ALGORITHM, pdq, vpdq
+from likeness.analyze.vpdq import VPDQ_ALGORITHM
 from likeness.errors import LikenessError
 from likeness.match import hashes as hash_match
-from likeness.media import decode
+from likeness.media import decode, sniff
+from likeness.media.decode import VIDEO_FORMATS
 from likeness.registry import hashes as registry
 from likeness.registry import hashlists
+from likeness.registry.hashes import StoredHash
 from likeness.services.app import App
+from likeness.settings import MediaLimits
 
 
 @dataclass(frozen=True)
@@ -30,67 +34,89 @@ def add_files(app: App, bank: str, files: list[Path], submission: str | None = N
 
 
 def _add_file(app: App, bank: str, path: Path, submission: str | None) -> list[HashAdded]:
-    """One hash for a picture; for a video or animation one per sampled frame, grouped as one submission."""
+    """One PDQ for a picture; vPDQ features (a PDQ per second) for a video, a PDQ per sampled frame for an
+    animation, grouped as one submission."""
     try:
-        media = decode(path.read_bytes(), app.settings.media)
+        data = path.read_bytes()
+        entries = _hash_file(data, app.settings.media, submission or f"video:{path.name}")
     except (LikenessError, OSError) as exc:
         return [HashAdded(str(path), None, None, None, False, 0, error=str(exc))]
-    frames = media.each_frame()
-    if len(frames) > 1:
-        submission = submission or f"video:{path.name}"
-    hashed = [(f"{path}#frame{f.index}" if len(frames) > 1 else str(path), *pdq(f.pixels)) for f in frames]
+    label = (lambda e: f"{path}#frame{e.frame}") if len(entries) > 1 else (lambda e: str(path))
+    if len(entries) == 1:
+        entries = [replace(entries[0], submission=submission, frame=None, time_s=None)]
     minimum = app.settings.hashes.pdq_min_quality
     refused = [
         HashAdded(
-            label,
+            label(e),
             None,
-            digest.hex(),
-            quality,
+            e.digest.hex(),
+            e.quality,
             False,
             0,
-            error=f"PDQ quality {quality} is under {minimum}: too little detail to match reliably; not stored",
+            error=f"PDQ quality {e.quality} is under {minimum}: too little detail to match reliably; not stored",
         )
-        for label, digest, quality in hashed
-        if quality < minimum
+        for e in entries
+        if (e.quality or 0) < minimum
     ]
-    kept = [(label, digest, quality) for label, digest, quality in hashed if quality >= minimum]
+    kept = [e for e in entries if (e.quality or 0) >= minimum]
     if not kept:
         return refused
-    added, found = _store(app, bank, [(digest, quality) for _, digest, quality in kept], submission)
+    added, found = _store(app, bank, kept)
     # the file's catalogue matches are reported once, on its first stored hash
     stored = [
-        HashAdded(label, hash_id, digest.hex(), quality, created, found if n == 0 else 0)
-        for n, ((label, digest, quality), (hash_id, created)) in enumerate(zip(kept, added, strict=True))
+        HashAdded(label(e), hash_id, e.digest.hex(), e.quality, created, found if n == 0 else 0)
+        for n, (e, (hash_id, created)) in enumerate(zip(kept, added, strict=True))
     ]
     return stored + refused
 
 
-def _store(
-    app: App, bank: str, entries: list[tuple[bytes, int | None]], submission: str | None
-) -> tuple[list[tuple[int, bool]], int]:
-    """Store hashes in one transaction and search the catalogue for each new one; (id, created) and matches."""
+def _hash_file(data: bytes, limits: MediaLimits, submission: str) -> list[StoredHash]:
+    if sniff(data) in VIDEO_FORMATS:
+        return [
+            StoredHash(0, f.digest, f.quality, submission, VPDQ_ALGORITHM, f.frame, f.time_s)
+            for f in vpdq.hash_video(data, limits)
+        ]
+    frames = decode(data, limits).each_frame()
+    return [StoredHash(0, *pdq(f.pixels), submission, PDQ_ALGORITHM, f.index, f.time_s) for f in frames]
+
+
+def _store(app: App, bank: str, entries: list[StoredHash]) -> tuple[list[tuple[int, bool]], int]:
+    """Store hashes in one transaction and search the catalogue for the new ones; (id, created) and matches."""
     with app.store.transaction() as session:
-        added = [registry.add_hash(session, bank, digest, quality, submission) for digest, quality in entries]
+        added = [registry.add_hash(session, bank, entry) for entry in entries]
         new = [hash_id for hash_id, created in added if created]
         found = hash_match.search_catalogue(session, new, app.settings.hashes) if new else 0
     return added, found
 
 
 def import_list(app: App, bank: str, path: Path, fmt: str, submission: str | None = None) -> tuple[int, int, int]:
-    """Import a hash list; returns (new hashes, already present, catalogue matches)."""
+    """Import a hash list, or a vPDQ file (one protected video); returns (new, already present, catalogue
+    matches)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LikenessError(f"{path}: {exc}") from exc
-    entries = hashlists.parse(text, fmt)
-    added, found = _store(app, bank, [(e.digest, e.quality) for e in entries], submission)
+    if fmt == "vpdq":
+        features = vpdq.loads(text)
+        submission = submission or f"vpdq:{path.name}"
+        entries = [StoredHash(0, f.digest, f.quality, submission, VPDQ_ALGORITHM, f.frame, f.time_s) for f in features]
+    else:
+        entries = [StoredHash(0, e.digest, e.quality, submission) for e in hashlists.parse(text, fmt)]
+    first: dict[bytes, StoredHash] = {}
+    for entry in entries:  # a video repeats a still shot's hash: it is one protected hash, at its first frame
+        first.setdefault(entry.digest, entry)
+    added, found = _store(app, bank, list(first.values()))
     new = sum(created for _, created in added)
     return new, len(added) - new, found
 
 
-def export_list(app: App, bank: str, fmt: str) -> str:
+def export_list(app: App, bank: str, fmt: str, submission: str | None = None) -> str:
+    if fmt == "vpdq" and submission is None:
+        raise LikenessError("a vPDQ file holds one video: name its --submission")
     with app.store.transaction() as session:
-        rows = registry.hashes_in(session, bank)
+        rows = registry.hashes_in(session, bank, submission)
+    if fmt == "vpdq":
+        return vpdq.dumps([vpdq.Feature(h.frame or 0, h.quality or 0, h.digest, h.time_s or 0.0) for h in rows])
     return hashlists.render([(h.digest, h.quality, str(h.id)) for h in rows], fmt)
 
 

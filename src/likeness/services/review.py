@@ -14,6 +14,12 @@ def list_matches(app: App, status: str | None = None) -> list[review.MatchRow]:
         return review.list_matches(session, app.store.box, status)
 
 
+def media_summary(app: App, media_id: int | None = None) -> list[review.MediaSummary]:
+    """Per media: matched subjects and banks, max NSFW, the frames that matched, vPDQ video verdicts."""
+    with app.store.transaction() as session:
+        return review.summarise(review.list_matches(session, app.store.box, media_id=media_id))
+
+
 def set_status(app: App, match_id: int, status: str) -> None:
     with app.store.transaction() as session:
         review.set_status(session, match_id, status)

@@ -120,6 +120,16 @@ class Face(Base):
     model: Mapped[str] = mapped_column(String(128))
 
 
+class FrameHash(Base):
+    """The PDQ of a later sampled frame of a video or animation (frame 0's is ``media.pdq``), so a hash protected
+    later is searched in every frame the catalogue has seen."""
+
+    __tablename__ = "frame_hashes"
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), primary_key=True)
+    frame: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Bank(Base):
     """A named set of protected hashes. A negative bank holds known false positives: media matching it raise no
     hash match. ``max_distance`` (None: the global PDQ threshold) can only tighten the global one."""
@@ -147,6 +157,8 @@ class ProtectedHash(Base):
     digest: Mapped[bytes] = mapped_column(LargeBinary)
     quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
     submission: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # vPDQ: the protected video's frame
+    time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = _now()
 
 
@@ -166,6 +178,9 @@ class Match(Base):
     score: Mapped[float] = mapped_column(Float)
     tier: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), default="new")
+    frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # hash matches: the media's frame that hit
+    # hash matches on a protected video: vPDQ's video-level shares, {"submission", "query_percent", ...}
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
