@@ -83,7 +83,8 @@ def test_redirect_to_a_private_address_is_refused(server: str) -> None:
 
     with Fetcher(FetchSettings(retries=1), 1 << 20, guard) as fetcher, pytest.raises(BlockedAddress, match=r"169\.254"):
         fetcher.get(server + "/to-metadata")
-    assert hops == [server + "/to-metadata", "http://169.254.169.254/latest/meta-data/"]
+    # robots.txt is fetched through the guard too
+    assert hops == [server + "/to-metadata", server + "/robots.txt", "http://169.254.169.254/latest/meta-data/"]
 
 
 def test_size_cap_and_http_errors(server: str) -> None:

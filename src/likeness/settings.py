@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,11 +73,39 @@ class ScanSettings(BaseModel):
 
 class FetchSettings(BaseModel):
     timeout_s: float = 30.0
-    retries: int = 3
+    retries: int = 4
+    backoff_s: float = 0.5  # exponential: 0.5, 1, 2, ... s, never sooner than a Retry-After
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 300.0  # a server asking for a longer pause fails the request instead
     max_redirects: int = 5
     user_agent: str = "likeness-scanner/0.1 (self-hosted likeness protection; respects robots.txt)"
+    # Politeness per host: a token bucket of ``burst_per_host`` refilled at ``rate_per_host`` requests a second
+    # (a robots.txt Crawl-delay can only slow it down), ``concurrency`` requests in flight in all.
+    rate_per_host: float = 2.0
+    burst_per_host: int = 4
+    concurrency: int = 8
+    respect_robots: bool = True
+    # After this many transient failures in a row a host is left alone for the cooldown.
+    breaker_failures: int = 5
+    breaker_cooldown_s: float = 60.0
     # Off by default (SSRF guard); an operator scanning an intranet on purpose may turn it on.
     allow_private_networks: bool = False
+
+
+class CrawlSettings(BaseModel):
+    # Two-pass: analyse a platform's small rendition first, fetch the original only when it shows a face.
+    two_pass: bool = True
+    videos: bool = True  # False: video items are recorded as skipped, not downloaded
+    min_side_px: int = 100  # items the platform says are smaller are skipped before download
+    max_empty_pages: int = 10  # an empty page with a next cursor is not the end, but this many in a row is
+    throttle_wait_s: float = 60.0  # a "too many requests" body: wait this long (at most) before asking again
+    civitai_url: str = "https://civitai.com"
+    civitai_api_key: SecretStr | None = None
+    reddit_url: str = "https://www.reddit.com"
+    deviantart_rss_url: str = "https://backend.deviantart.com"
+    deviantart_api_url: str = "https://www.deviantart.com"
+    deviantart_client_id: str | None = None
+    deviantart_client_secret: SecretStr | None = None
 
 
 class Settings(BaseSettings):
@@ -97,6 +125,7 @@ class Settings(BaseSettings):
     hashes: HashSettings = HashSettings()
     scan: ScanSettings = ScanSettings()
     fetch: FetchSettings = FetchSettings()
+    crawl: CrawlSettings = CrawlSettings()
 
 
 @lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -34,26 +34,33 @@ def known(session: Session, digests: list[str]) -> dict[str, int]:
     return {digest: media_id for digest, media_id in rows}
 
 
-def sight(session: Session, media_id: int, location: str) -> None:
-    stmt = insert(Sighting).values(media_id=media_id, location=location)
+def sight(session: Session, media_id: int, location: str, page_url: str | None = None) -> None:
+    stmt = insert(Sighting).values(media_id=media_id, location=location, page_url=page_url)
     session.execute(
         stmt.on_conflict_do_update(
-            constraint="sightings_media_id_location_key", set_={"last_seen": stmt.excluded.last_seen}
+            constraint="sightings_media_id_location_key",
+            set_={"last_seen": stmt.excluded.last_seen, "page_url": func.coalesce(stmt.excluded.page_url,
+                                                                                   Sighting.page_url)},
         )
-    )
+    )  # fmt: skip
 
 
 def ingest(
-    session: Session, digest: str, location: str, outcome: Analysis | LikenessError, canonical_id: int | None = None
+    session: Session,
+    digest: str,
+    location: str,
+    outcome: Analysis | LikenessError,
+    canonical_id: int | None = None,
+    page_url: str | None = None,
 ) -> Ingested:
     """Store one analysed (or failed) media with its faces and sighting, inside the caller's transaction."""
     values = {"sha256": digest, "canonical_id": canonical_id, **_media_values(outcome)}
     media_id = session.scalar(insert(Media).values(**values).on_conflict_do_nothing().returning(Media.id))
     if media_id is None:  # another worker stored these bytes first: only the sighting is new
         existing = known(session, [digest])[digest]
-        sight(session, existing, location)
+        sight(session, existing, location, page_url)
         return Ingested(existing, created=False)
-    sight(session, media_id, location)
+    sight(session, media_id, location, page_url)
     result = Ingested(media_id, created=True)
     if isinstance(outcome, Analysis):
         session.add_all(FrameHash(media_id=media_id, frame=f, digest=d) for f, d in outcome.own_frame_pdqs().items())

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from likeness.cli import output
-from likeness.errors import LikenessError
+from likeness.cli.crawl import crawl_app
+from likeness.cli.shell import err, out, session
 from likeness.services import hashes, review, scan, subjects
-from likeness.services.app import App, open_app
 
 app = typer.Typer(help="Find misuse of consenting people's faces and protected images.", no_args_is_help=True)
 subjects_app = typer.Typer(help="Consenting people whose faces are protected.", no_args_is_help=True)
@@ -25,25 +22,7 @@ app.add_typer(subjects_app, name="subjects")
 app.add_typer(hashes_app, name="hashes")
 app.add_typer(matches_app, name="matches")
 app.add_typer(db_app, name="db")
-err = Console(stderr=True)
-out = Console()
-
-
-@contextmanager
-def session() -> Iterator[App]:
-    """Open the app; report a LikenessError as one clear line and exit 1 instead of a traceback."""
-    try:
-        instance = open_app()
-    except LikenessError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    try:
-        yield instance
-    except LikenessError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    finally:
-        instance.close()
+app.add_typer(crawl_app, name="crawl")
 
 
 @app.command("scan")

@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from likeness.cases.review import MatchRow, MediaSummary
+from likeness.catalogue.crawls import Checkpoint
 from likeness.registry.hashes import BankInfo
 from likeness.registry.subjects import SubjectInfo
+from likeness.services.crawl import CrawlProgress, CrawlSummary
 from likeness.services.hashes import HashAdded
 from likeness.services.scan import Progress as ProgressFn
 from likeness.services.scan import ScanSummary
@@ -108,4 +110,55 @@ def banks(console: Console, rows: Sequence[BankInfo]) -> None:
         kind = "negative" if b.negative else "protective"
         threshold = "global" if b.max_distance is None else str(b.max_distance)
         table.add_row(b.bank, str(b.hashes), "yes" if b.enabled else "no", kind, threshold)
+    console.print(table)
+
+
+@contextmanager
+def crawl_progress(console: Console, disabled: bool = False) -> Iterator[CrawlProgress]:
+    columns = (
+        TextColumn("crawling {task.fields[source]}"),
+        TextColumn("page {task.fields[pages]} · {task.completed} items ({task.fields[rate]:.1f}/s)"),
+        TextColumn("· {task.fields[mib]:.1f} MiB · {task.fields[errors]} errors"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=disabled, transient=False) as bar:
+        task = bar.add_task("crawl", total=None, source="", pages=0, rate=0.0, mib=0.0, errors=0)
+
+        def update(s: CrawlSummary) -> None:
+            rate = s.listed / s.elapsed_s if s.elapsed_s else 0.0
+            errors = len(s.scan.errors) + len(s.rejected)
+            bar.update(task, completed=s.listed, source=s.source, pages=s.pages, rate=rate, mib=s.bytes / 2**20,
+                       errors=errors)  # fmt: skip
+
+        yield update
+
+
+def crawl_json(s: CrawlSummary) -> dict[str, object]:
+    return {**{k: v for k, v in s.__dict__.items() if k != "scan"}, "scan": s.scan.as_json()}
+
+
+def crawl_summary(console: Console, s: CrawlSummary) -> None:
+    console.print(
+        f"{s.source}: {s.pages} page(s), {s.listed} item(s) listed, {s.seen} seen before, {s.skipped} skipped, "
+        f"{s.retried} retried; {s.requests} request(s), {s.bytes / 2**20:.1f} MiB in {s.elapsed_s:.1f}s; "
+        f"stopped: {s.stopped or 'done'}"
+    )
+    scan_summary(console, s.scan)
+    if s.scan.upgraded:
+        console.print(f"{s.scan.upgraded} original(s) fetched after a face was seen in the thumbnail")
+    for reason in s.rejected[:20]:
+        console.print(f"[yellow]rejected:[/yellow] {reason}")
+    if s.error:
+        console.print(f"[red]stopped on an error:[/red] {s.error} (the next run resumes from the last whole page)")
+
+
+def crawl_status(console: Console, rows: Sequence[Checkpoint], fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps([r.__dict__ for r in rows], default=str))
+        return
+    table = Table("source", "backfill", "cursor", "pages", "items", "failed", "last run", "last error")
+    for r in rows:
+        last = r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else "-"
+        table.add_row(r.source, "done" if r.backfilled else "in progress", r.cursor or "-", str(r.pages),
+                      str(r.items), str(r.failed), last, r.last_error or "")  # fmt: skip
     console.print(table)

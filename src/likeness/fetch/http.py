@@ -1,30 +1,60 @@
-"""The one HTTP seam: an aiohttp session on a background event loop, behind a blocking ``get``.
+"""The one HTTP seam: an aiohttp session on a background event loop, behind blocking calls.
 
-Redirects are followed by hand so every hop passes the SSRF guard; bodies are capped while streaming.
+Every request passes, in order: the SSRF guard (redirect hops included), the host's circuit breaker,
+robots.txt, the host's token bucket. 429 and 5xx are retried with exponential backoff (tenacity), never sooner
+than the server's Retry-After, which also pauses the host for every other request. Bodies are capped while
+streaming; media must be served as an image or video.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from likeness.errors import BlockedAddress, FetchError, LikenessError, TooLarge
 from likeness.fetch.guard import PublicOnlyResolver, check_url
+from likeness.fetch.polite import Breaker, HostBuckets, Robots, retry_after
 from likeness.settings import FetchSettings
 
 T = TypeVar("T")
+_MEDIA_TYPES = ("image/", "video/", "application/octet-stream", "binary/octet-stream")
 
 
 class TransientFetchError(FetchError):
     """Worth retrying: a 5xx, 429 or a dropped connection."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MalformedPayload(FetchError):
+    kind = "malformed_payload"
+
+
+@dataclass
+class FetchStats:
+    requests: int = 0
+    bytes: int = 0
+    by_host: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class Fetcher:
@@ -34,15 +64,21 @@ class Fetcher:
         self.settings = settings
         self.max_bytes = max_bytes
         self.guard = guard
+        self.stats = FetchStats()
+        self.buckets = HostBuckets(settings.rate_per_host, settings.burst_per_host)
+        self.breaker = Breaker(settings.breaker_failures, settings.breaker_cooldown_s)
+        self.robots = Robots(settings.user_agent, self._robots_file, self.buckets) if settings.respect_robots else None
+        self._backoff = wait_exponential(multiplier=settings.backoff_s, max=settings.max_backoff_s)
         self._with_retries = retry(
             retry=retry_if_exception_type(TransientFetchError),
             stop=stop_after_attempt(settings.retries),
-            wait=wait_exponential(multiplier=0.5, max=8),
+            wait=self._wait,
             reraise=True,
-        )(self._get_once)
+        )(self._request)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="likeness-fetch", daemon=True)
         self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     def __enter__(self) -> Fetcher:
         self._thread.start()
@@ -56,49 +92,117 @@ class Fetcher:
         self._thread.join()
         self._loop.close()
 
-    def get(self, url: str) -> bytes:
-        return self._run(self._get(url))
+    def get(self, url: str, headers: Mapping[str, str] | None = None) -> bytes:
+        """A picture or video."""
+        return self._run(self._media(url, headers))
+
+    def get_many(self, urls: list[str]) -> list[bytes | LikenessError]:
+        """Pictures or videos, ``concurrency`` at a time; each failure is returned in its place."""
+        return self._run(self._many(urls))
+
+    def get_text(self, url: str, headers: Mapping[str, str] | None = None) -> str:
+        return self._run(self._with_retries(url, headers)).body.decode("utf-8", errors="replace")
+
+    def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
+        body = self._run(self._with_retries(url, headers)).body
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise MalformedPayload(f"{url}: not JSON ({exc}); starts {body[:80]!r}") from exc
+
+    def post_form(self, url: str, form: Mapping[str, str]) -> Any:
+        """An OAuth token request: not retried, not rate-limited beyond the host's bucket."""
+        return self._run(self._post(url, form))
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def _open(self) -> aiohttp.ClientSession:
         resolver = None if self.settings.allow_private_networks else PublicOnlyResolver()
-        connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=4)
+        connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=self.settings.concurrency)
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
         return aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers={"User-Agent": self.settings.user_agent}
         )
 
-    async def _get(self, url: str) -> bytes:
-        return await self._with_retries(url)
-
-    async def _get_once(self, url: str) -> bytes:
-        assert self._session is not None
-        for _ in range(self.settings.max_redirects + 1):
-            if not self.settings.allow_private_networks:
-                self.guard(url)
+    async def _many(self, urls: list[str]) -> list[bytes | LikenessError]:
+        async def one(url: str) -> bytes | LikenessError:
             try:
-                async with self._session.get(url, allow_redirects=False) as resp:
+                return await self._media(url, None)
+            except LikenessError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(url) for url in urls)))
+
+    async def _media(self, url: str, headers: Mapping[str, str] | None) -> bytes:
+        response = await self._with_retries(url, headers)
+        kind = response.headers.get("Content-Type", "").lower()
+        if kind and not kind.startswith(_MEDIA_TYPES):
+            raise FetchError(f"{url}: served as {kind.split(';')[0]}, not a picture or video")
+        return response.body
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return max(self._backoff(state), getattr(exc, "retry_after", None) or 0.0)
+
+    async def _request(self, url: str, headers: Mapping[str, str] | None = None) -> Response:
+        assert self._session is not None and self._slots is not None
+        for _ in range(self.settings.max_redirects + 1):
+            await self._slots.acquire()  # a slot before a token: tokens taken while queueing would bunch requests
+            try:
+                host = await self._admit(url)
+                async with self._session.get(url, allow_redirects=False, headers=headers) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                         url = urljoin(url, resp.headers["Location"])
                         continue
-                    return await self._body(url, resp)
+                    self._throttle(host, resp)
+                    return Response(url, resp.status, resp.headers, await self._body(url, resp))
             except BlockedAddress:
                 raise
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.__cause__, BlockedAddress) or isinstance(exc.os_error, BlockedAddress):
                     raise BlockedAddress(str(exc.os_error)) from exc
+                self.breaker.record(host, ok=False)
                 raise TransientFetchError(f"{url}: {exc}") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self.breaker.record(host, ok=False)
                 raise TransientFetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+            finally:
+                self._slots.release()
         raise FetchError(f"{url}: more than {self.settings.max_redirects} redirects")
 
-    async def _body(self, url: str, resp: aiohttp.ClientResponse) -> bytes:
+    async def _admit(self, url: str, robots: bool = True) -> str:
+        """The checks before a request; returns the host."""
+        if not self.settings.allow_private_networks:
+            self.guard(url)
+        host = urlsplit(url).hostname or ""
+        self.breaker.check(host)
+        if robots and self.robots is not None:
+            await self.robots.check(url)
+        await self.buckets.acquire(host)
+        self.stats.requests += 1
+        self.stats.by_host[host] = self.stats.by_host.get(host, 0) + 1
+        return host
+
+    def _throttle(self, host: str, resp: aiohttp.ClientResponse) -> None:
+        """Pause the host as the server asks: Retry-After on 429/503, and an exhausted X-Ratelimit window."""
+        wait = retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
+        remaining, reset = resp.headers.get("X-Ratelimit-Remaining"), resp.headers.get("X-Ratelimit-Reset")
+        if remaining is not None and reset is not None and _number(remaining) < 1:
+            wait = max(wait or 0.0, _number(reset))
+        if wait is not None and wait > self.settings.max_retry_after_s:
+            raise FetchError(f"{resp.url}: the server asks to wait {wait:.0f} s; over max_retry_after_s")
+        if wait:
+            self.buckets.pause(host, wait)
         if resp.status == 429 or resp.status >= 500:
-            raise TransientFetchError(f"{url}: HTTP {resp.status}")
+            self.breaker.record(host, ok=False)
+            raise TransientFetchError(f"{resp.url}: HTTP {resp.status}", retry_after=wait)
+        self.breaker.record(host, ok=True)
         if resp.status != 200:
-            raise FetchError(f"{url}: HTTP {resp.status}")
+            raise FetchError(f"{resp.url}: HTTP {resp.status}")
+
+    async def _body(self, url: str, resp: aiohttp.ClientResponse) -> bytes:
         if (resp.content_length or 0) > self.max_bytes:
             raise TooLarge(f"{url}: {resp.content_length} bytes is over the {self.max_bytes}-byte limit")
         body = bytearray()
@@ -106,7 +210,35 @@ class Fetcher:
             body += chunk
             if len(body) > self.max_bytes:
                 raise TooLarge(f"{url}: body is over the {self.max_bytes}-byte limit")
+        self.stats.bytes += len(body)
         return bytes(body)
+
+    async def _robots_file(self, url: str) -> tuple[int, str]:
+        assert self._session is not None
+        await self._admit(url, robots=False)
+        try:
+            async with self._session.get(url, allow_redirects=True) as resp:
+                body = await resp.content.read(500_000)  # RFC 9309: at least 500 KiB must be read
+                return resp.status, body.decode("utf-8", errors="replace")
+        except (aiohttp.ClientError, TimeoutError):
+            return 0, ""
+
+    async def _post(self, url: str, form: Mapping[str, str]) -> Any:
+        assert self._session is not None
+        host = await self._admit(url, robots=False)
+        try:
+            async with self._session.post(url, data=dict(form), allow_redirects=False) as resp:
+                self._throttle(host, resp)
+                return json.loads(await self._body(url, resp))
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 1.0  # unreadable: do not pause on it
 
 
 def read_location(location: str, fetcher: Fetcher | None, max_bytes: int) -> bytes:

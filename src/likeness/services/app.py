@@ -25,6 +25,12 @@ class App:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def open_app(settings: Settings | None = None) -> App:
     settings = settings or get_settings()

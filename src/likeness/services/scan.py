@@ -11,12 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 
 from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis, sha256
+from likeness.catalogue import crawls
 from likeness.catalogue import ingest as catalogue
 from likeness.catalogue.near_duplicates import NearDuplicates
 from likeness.errors import LikenessError
@@ -50,6 +51,7 @@ class ScanSummary:
     faces: int = 0
     face_matches: int = 0
     hash_matches: int = 0
+    upgraded: int = 0  # two-pass: renditions with a face whose original was then fetched
     errors: list[FileError] = field(default_factory=list)
     elapsed_s: float = 0.0
 
@@ -79,9 +81,9 @@ def scan(store: Store, settings: Settings, targets: list[str], progress: Progres
             if any(r.is_url for r in refs)
             else None
         )
-        run = _Run(store, settings, summary, stack)
+        run = Run(store, settings, summary, stack, fetcher)
         for ref in refs:
-            run.submit(ref, fetcher)
+            run.submit(ref)
             summary.elapsed_s = time.perf_counter() - started
             if progress:
                 progress(summary, len(refs))
@@ -92,37 +94,48 @@ def scan(store: Store, settings: Settings, targets: list[str], progress: Progres
     return summary
 
 
-class _Run:
+class Run:
     """The state of one scan: the pool (started on first use), futures in flight and in-scan duplicates."""
 
-    def __init__(self, store: Store, settings: Settings, summary: ScanSummary, stack: ExitStack) -> None:
-        self.store, self.settings, self.summary, self.stack = store, settings, summary, stack
+    def __init__(
+        self, store: Store, settings: Settings, summary: ScanSummary, stack: ExitStack, fetcher: Fetcher | None
+    ) -> None:
+        self.store, self.settings, self.summary, self.stack, self.fetcher = store, settings, summary, stack, fetcher
         self.indexes = Indexes(settings)
         self.groups = NearDuplicates(settings.hashes.near_duplicate_distance, settings.hashes.pdq_min_quality)
         self.pool: ProcessPoolExecutor | None = None
         self.inflight: dict[Future[Analysis | LikenessError], _Pending] = {}
-        self.waiting: dict[str, list[str]] = {}  # digest in flight -> further locations with the same bytes
+        self.waiting: dict[str, list[MediaRef]] = {}  # digest in flight -> further refs with the same bytes
         self.capacity = settings.scan.workers * settings.scan.queue_per_worker
 
-    def submit(self, ref: MediaRef, fetcher: Fetcher | None) -> None:
+    def submit(self, ref: MediaRef, data: bytes | LikenessError | None = None) -> None:
+        """Analyse one media: its bytes given (crawls fetch a page's media together) or read here."""
         self.summary.files += 1
         try:
-            data = read_location(ref.location, fetcher, self.settings.media.max_bytes)
+            if isinstance(data, LikenessError):
+                raise data
+            data = (
+                data if data is not None else read_location(ref.location, self.fetcher, self.settings.media.max_bytes)
+            )
         except (LikenessError, OSError) as exc:
-            self._error(ref.location, getattr(exc, "kind", "io"), str(exc), recorded=False)
+            self._error(ref, getattr(exc, "kind", "io"), str(exc), recorded=False)
             return
+        self._submit_bytes(ref, data)
+
+    def _submit_bytes(self, ref: MediaRef, data: bytes, from_drain: bool = False) -> None:
         digest = sha256(data)
         if digest in self.waiting:
-            self.waiting[digest].append(ref.location)
+            self.waiting[digest].append(ref)
             self.summary.duplicates_in_scan += 1
             return
         with self.store.transaction() as session:
             media_id = catalogue.known(session, [digest]).get(digest)
             if media_id is not None:
-                catalogue.sight(session, media_id, ref.location)
+                _sight(session, media_id, ref)
                 self.summary.already_known += 1
                 return
-        self.drain(self.capacity - 1)
+        if not from_drain:  # called while draining (two-pass), one more in flight is fine; draining again is not
+            self.drain(self.capacity - 1)
         self.waiting[digest] = []
         self.inflight[self._pool().submit(workers.analyze, data)] = _Pending(ref, digest)
 
@@ -141,11 +154,13 @@ class _Run:
 
     def _commit(self, pending: _Pending, outcome: Analysis | LikenessError) -> None:
         """One transaction per file: the media (or its error), faces, every sighting, and the new matches."""
+        if isinstance(outcome, Analysis) and outcome.faces and pending.ref.upgrade_url and self._upgrade(pending):
+            return
         extra = self.waiting.pop(pending.digest, [])
         if isinstance(outcome, LikenessError):
             with self.store.transaction() as session:
                 self._store(session, pending, outcome, extra)
-            self._error(pending.ref.location, outcome.kind, str(outcome), recorded=True)
+            self._error(pending.ref, outcome.kind, str(outcome), recorded=True)
             return
         with self.store.transaction() as session:
             canonical = self.groups.canonical_for(session, outcome)
@@ -161,25 +176,40 @@ class _Run:
         self.summary.faces += len(outcome.faces)
         self.summary.prefiltered += outcome.skipped is not None
 
+    def _upgrade(self, pending: _Pending) -> bool:
+        """Two-pass: the rendition shows a face, so the original is fetched and analysed in its place. When the
+        original cannot be had, the rendition's analysis is kept (False)."""
+        ref, original = pending.ref, pending.ref.upgrade_url
+        assert original is not None
+        try:
+            data = read_location(original, self.fetcher, self.settings.media.max_bytes)
+        except LikenessError as exc:
+            log.warning("crawl.original_failed", url=original, error=str(exc))
+            return False
+        self.waiting.pop(pending.digest, None)
+        self.summary.upgraded += 1
+        self._submit_bytes(replace(ref, location=original, upgrade_url=None), data, from_drain=True)
+        return True
+
     @staticmethod
     def _store(
         session: Session,
         pending: _Pending,
         outcome: Analysis | LikenessError,
-        extra: list[str],
+        extra: list[MediaRef],
         canonical: int | None = None,
     ) -> catalogue.Ingested:
-        stored = catalogue.ingest(session, pending.digest, pending.ref.location, outcome, canonical)
-        for location in extra:
-            catalogue.sight(session, stored.media_id, location)
+        ref = pending.ref
+        stored = catalogue.ingest(session, pending.digest, ref.location, outcome, canonical, ref.page_url)
+        _record_item(session, stored.media_id, ref)
+        for other in extra:
+            _sight(session, stored.media_id, other)
         return stored
 
     def _broken(self, pending: _Pending) -> None:
         """A worker died (killed, or crashed in native code): not recorded, so the next scan retries it."""
         self.waiting.pop(pending.digest, None)
-        self._error(
-            pending.ref.location, "worker_crashed", "the analysis worker died; retried on the next scan", recorded=False
-        )
+        self._error(pending.ref, "worker_crashed", "the analysis worker died; retried on the next scan", recorded=False)
         self._close_pool()
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -198,6 +228,22 @@ class _Run:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
 
-    def _error(self, location: str, kind: str, message: str, recorded: bool) -> None:
-        log.info("scan.file_error", location=location, kind=kind, message=message)
-        self.summary.errors.append(FileError(location, kind, message, recorded))
+    def _error(self, ref: MediaRef, kind: str, message: str, recorded: bool) -> None:
+        """A transient failure of a crawled item is recorded as failed, to be retried by the next crawl."""
+        log.info("scan.file_error", location=ref.location, kind=kind, message=message)
+        self.summary.errors.append(FileError(ref.location, kind, message, recorded))
+        if not recorded and ref.source and ref.key:
+            with self.store.transaction() as session:
+                crawls.record(
+                    session, ref.source, ref.key, "failed", ref.location, page_url=ref.page_url, error=message
+                )
+
+
+def _sight(session: Session, media_id: int, ref: MediaRef) -> None:
+    catalogue.sight(session, media_id, ref.location, ref.page_url)
+    _record_item(session, media_id, ref)
+
+
+def _record_item(session: Session, media_id: int, ref: MediaRef) -> None:
+    if ref.source and ref.key:
+        crawls.record(session, ref.source, ref.key, "done", ref.location, media_id=media_id, page_url=ref.page_url)

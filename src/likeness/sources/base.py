@@ -1,15 +1,91 @@
+"""What sources hand to the pipeline, and the narrow HTTP interface crawlers use (the fetcher provides it)."""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from likeness.errors import LikenessError
 
 
 @dataclass(frozen=True)
 class MediaRef:
-    """A media to fetch: a local path or a URL, and where it was found."""
+    """A media to fetch: a local path or a URL, and where it was found.
+
+    Crawled media also carry their source and item key (the crawl's checkpoint records them in the same
+    transaction as the media), and may carry ``upgrade_url``: the original, fetched only when the rendition at
+    ``location`` shows a face (two-pass thumbnails).
+    """
 
     location: str
     page_url: str | None = None
+    source: str | None = None
+    key: str | None = None
+    upgrade_url: str | None = None
 
     @property
     def is_url(self) -> bool:
         return self.location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One media a platform lists. ``key`` is the platform's stable id for it (unique within the source)."""
+
+    key: str
+    url: str
+    page_url: str | None = None
+    thumb_url: str | None = None  # a smaller rendition of ``url``: analysed first, the original only if it has a face
+    kind: str = "image"  # image | video
+    width: int | None = None
+    height: int | None = None
+    created: datetime | None = None
+    nsfw: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    cursor: str | None  # the next page; None at the end
+    rejected: list[str] = field(default_factory=list)  # malformed entries left out, with the reason
+
+
+class Http(Protocol):
+    def get_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any: ...
+
+    def get_text(self, url: str, headers: Mapping[str, str] | None = None) -> str: ...
+
+    def post_form(self, url: str, form: Mapping[str, str]) -> Any: ...
+
+
+class Source(Protocol):
+    """A paged listing, newest first. ``name`` keys its checkpoint: platform and query."""
+
+    name: str
+
+    def page(self, http: Http, cursor: str | None) -> Page: ...
+
+
+class PayloadError(LikenessError):
+    """A platform answered with something that breaks its documented contract."""
+
+    kind = "malformed_payload"
+
+
+class Throttled(LikenessError):
+    """A platform said "too many requests" in a 200 body (Reddit does): retry the page after ``retry_after``."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def expect(value: object, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise PayloadError(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
+    return value

@@ -97,8 +97,38 @@ class Sighting(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
     location: Mapped[str] = mapped_column(Text)
+    page_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # crawls: the post or page showing it
     first_seen: Mapped[datetime] = _now()
     last_seen: Mapped[datetime] = _now()
+
+
+class CrawlState(Base):
+    """One crawl source's checkpoint. ``cursor`` is where the first (backfill) crawl resumes; once it reaches the
+    end, ``backfilled`` is set and later runs only walk from the newest item down to what they have seen."""
+
+    __tablename__ = "crawl_state"
+    source: Mapped[str] = mapped_column(String(256), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    backfilled: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    pages: Mapped[int] = mapped_column(Integer, server_default="0")
+    items: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CrawlItem(Base):
+    """A platform item a crawl has dealt with, written in the same transaction as its media: a crawl killed at any
+    point neither loses nor repeats an item. ``failed`` items (transient errors) are retried on the next run."""
+
+    __tablename__ = "crawl_items"
+    source: Mapped[str] = mapped_column(String(256), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))  # done | failed | skipped
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    page_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    seen_at: Mapped[datetime] = _now()
 
 
 class Face(Base):

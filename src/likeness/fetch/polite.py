@@ -1,0 +1,126 @@
+"""Politeness per host: a token bucket, pauses a server asked for, a circuit breaker and robots.txt.
+
+Everything here runs on the fetcher's one event loop, so no locks: nothing awaits between a check and its update.
+Hand-written rather than a library: aiolimiter has no per-host pause for Retry-After, and pybreaker is blocking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from urllib import robotparser
+from urllib.parse import urlsplit
+
+from likeness.errors import FetchError
+
+
+class CircuitOpen(FetchError):
+    kind = "circuit_open"
+
+
+class RobotsDisallowed(FetchError):
+    kind = "robots"
+
+
+class HostBuckets:
+    """At most ``burst`` requests at once per host, refilled at ``rate`` a second; ``pause`` holds a host back."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._tokens: dict[str, tuple[float, float]] = {}  # host -> (tokens, when counted)
+        self._not_before: dict[str, float] = {}
+        self._rates: dict[str, float] = {}  # hosts slower than ``rate`` (robots.txt Crawl-delay)
+
+    def slow_down(self, host: str, rate: float) -> None:
+        self._rates[host] = min(rate, self._rates.get(host, self.rate))
+
+    def pause(self, host: str, seconds: float) -> None:
+        self._not_before[host] = max(self._not_before.get(host, 0.0), self.clock() + seconds)
+
+    async def acquire(self, host: str) -> None:
+        rate = self._rates.get(host, self.rate)
+        while True:
+            now = self.clock()
+            held = self._not_before.get(host, 0.0) - now
+            if held > 0:
+                await asyncio.sleep(held)
+                continue
+            tokens, counted = self._tokens.get(host, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - counted) * rate)
+            if tokens >= 1:
+                self._tokens[host] = (tokens - 1, now)
+                return
+            self._tokens[host] = (tokens, now)
+            await asyncio.sleep((1 - tokens) / rate)
+
+
+class Breaker:
+    """After ``failures`` transient failures in a row a host is left alone for ``cooldown_s``; then one request
+    is let through, and one more failure opens the circuit again."""
+
+    def __init__(self, failures: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures, self.cooldown_s, self.clock = failures, cooldown_s, clock
+        self._failed: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def check(self, host: str) -> None:
+        wait = self._open_until.get(host, 0.0) - self.clock()
+        if wait > 0:
+            raise CircuitOpen(f"{host}: {self._failed[host]} failures in a row; left alone for {wait:.0f} s")
+
+    def record(self, host: str, ok: bool) -> None:
+        if ok:
+            self._failed.pop(host, None)
+            return
+        self._failed[host] = self._failed.get(host, 0) + 1
+        if self._failed[host] >= self.failures:
+            self._open_until[host] = self.clock() + self.cooldown_s
+
+
+RobotsFetch = Callable[[str], Awaitable[tuple[int, str]]]  # url -> (status, body); status 0 when unreachable
+
+
+class Robots:
+    """robots.txt per origin, read once (RFC 9309: a 4xx means no rules, an unreachable file means stay out)."""
+
+    def __init__(self, user_agent: str, fetch: RobotsFetch, buckets: HostBuckets) -> None:
+        self.user_agent, self.fetch, self.buckets = user_agent, fetch, buckets
+        self._rules: dict[str, robotparser.RobotFileParser] = {}
+
+    async def check(self, url: str) -> None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._rules:
+            self._rules[origin] = await self._load(origin, parts.hostname or "")
+        if not self._rules[origin].can_fetch(self.user_agent, url):
+            raise RobotsDisallowed(f"{url}: disallowed by {origin}/robots.txt")
+
+    async def _load(self, origin: str, host: str) -> robotparser.RobotFileParser:
+        status, body = await self.fetch(f"{origin}/robots.txt")
+        rules = robotparser.RobotFileParser()
+        if status == 200:
+            rules.parse(body.splitlines())
+        elif 400 <= status < 500:
+            rules.parse([])
+        else:
+            rules.parse(["User-agent: *", "Disallow: /"])
+        delay = rules.crawl_delay(self.user_agent)
+        if delay:
+            self.buckets.slow_down(host, 1 / float(delay))
+        return rules
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
