@@ -4,6 +4,7 @@ two-pass thumbnails, Reddit's and DeviantArt's formats, URL lists, robots.txt.""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +191,27 @@ def test_robots_txt_is_respected(sim: str, platform: Platform, database_url: str
         summary = crawl.crawl(app, crawl.civitai_images(app), max_pages=1)
         assert {e.kind for e in summary.scan.errors} == {"robots"} and len(summary.scan.errors) == 10
     assert not [p for _, p in platform.log if p.startswith("/img/")]
+
+
+def test_cli_crawl_and_status(sim: str, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from likeness.cli.main import app as cli
+    from likeness.settings import get_settings
+
+    env = {**cli_env, "LIKENESS_CRAWL__CIVITAI_URL": sim, "LIKENESS_FETCH__ALLOW_PRIVATE_NETWORKS": "true",
+           "LIKENESS_ANALYZERS": '["prefilter","pdq"]', "LIKENESS_FETCH__RATE_PER_HOST": "500"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    crawled = runner.invoke(cli, ["crawl", "civitai", "--max-pages", "2", "--json"])
+    assert crawled.exit_code == 0, crawled.output
+    summary = json.loads(crawled.output)
+    assert summary["pages"] == 2 and summary["scan"]["files"] == 20 and summary["stopped"] == "max pages (2)"
+    status = runner.invoke(cli, ["crawl", "status", "--format", "json"])
+    [row] = json.loads(status.output)
+    assert row["source"] == "civitai:images:sort=Newest" and row["cursor"] and row["items"] == 20
+    refused = runner.invoke(cli, ["crawl", "deviantart", "--tag", "art"])
+    assert refused.exit_code == 1 and "needs LIKENESS_CRAWL__DEVIANTART_CLIENT_ID" in refused.output
+    get_settings.cache_clear()

@@ -10,6 +10,7 @@ import pytest
 
 from likeness.errors import BlockedAddress, FetchError, TooLarge
 from likeness.fetch import Fetcher, check_url
+from likeness.fetch.polite import CircuitOpen
 from likeness.services import scan
 from likeness.services.app import App
 from likeness.settings import FetchSettings
@@ -20,14 +21,22 @@ PICTURE = images.encode(images.astronaut_face_crop())
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        routes = {"/face.jpg": (200, PICTURE), "/big.jpg": (200, b"\xff\xd8\xff" + b"0" * 5000)}
+        routes = {
+            "/face.jpg": (200, PICTURE),
+            "/big.jpg": (200, b"\xff\xd8\xff" + b"0" * 5000),
+            "/always-503.jpg": (503, b"busy"),
+        }
         if self.path == "/to-metadata":
             self.send_response(302)
             self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
             self.end_headers()
             return
         status, body = routes.get(self.path, (404, b"missing"))
+        if self.path == "/page.html":
+            status, body = 200, b"<html></html>"
         self.send_response(status)
+        if self.path == "/page.html":
+            self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -102,3 +111,21 @@ def test_scan_urls(app: App, server: str) -> None:
     fetched = scan.scan(app.store, app.settings, [server + "/face.jpg", server + "/missing.jpg"])
     assert fetched.analyzed == 1 and fetched.faces == 1
     assert [e.kind for e in fetched.errors] == ["fetch"]
+
+
+def test_circuit_opens_on_a_failing_host(server: str) -> None:
+    settings = FetchSettings(retries=2, backoff_s=0.01, breaker_failures=3, allow_private_networks=True)
+    with Fetcher(settings, 1 << 20) as fetcher:
+        for _ in range(2):  # two attempts each: the third failure opens the circuit
+            with pytest.raises(FetchError):
+                fetcher.get(server + "/always-503.jpg")
+        requests = fetcher.stats.requests
+        with pytest.raises(CircuitOpen, match="left alone"):
+            fetcher.get(server + "/face.jpg")
+        assert fetcher.stats.requests == requests  # refused without a request
+
+
+def test_html_served_as_media_is_refused(server: str) -> None:
+    refused = pytest.raises(FetchError, match="served as text/html, not a picture or video")
+    with Fetcher(FetchSettings(allow_private_networks=True), 1 << 20) as fetcher, refused:
+        fetcher.get(server + "/page.html")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -96,9 +97,14 @@ class Fetcher:
         """A picture or video."""
         return self._run(self._media(url, headers))
 
-    def get_many(self, urls: list[str]) -> list[bytes | LikenessError]:
-        """Pictures or videos, ``concurrency`` at a time; each failure is returned in its place."""
-        return self._run(self._many(urls))
+    def get_many(self, urls: list[str]) -> Iterator[tuple[int, bytes | LikenessError]]:
+        """Pictures or videos, ``concurrency`` at a time, as (index, bytes or the failure) in the order they
+        arrive, so that the caller works on the first while the rest download."""
+        futures = {
+            asyncio.run_coroutine_threadsafe(self._media_or_error(url), self._loop): n for n, url in enumerate(urls)
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
     def get_text(self, url: str, headers: Mapping[str, str] | None = None) -> str:
         return self._run(self._with_retries(url, headers)).body.decode("utf-8", errors="replace")
@@ -126,14 +132,11 @@ class Fetcher:
             connector=connector, timeout=timeout, headers={"User-Agent": self.settings.user_agent}
         )
 
-    async def _many(self, urls: list[str]) -> list[bytes | LikenessError]:
-        async def one(url: str) -> bytes | LikenessError:
-            try:
-                return await self._media(url, None)
-            except LikenessError as exc:
-                return exc
-
-        return list(await asyncio.gather(*(one(url) for url in urls)))
+    async def _media_or_error(self, url: str) -> bytes | LikenessError:
+        try:
+            return await self._media(url, None)
+        except LikenessError as exc:
+            return exc
 
     async def _media(self, url: str, headers: Mapping[str, str] | None) -> bytes:
         response = await self._with_retries(url, headers)

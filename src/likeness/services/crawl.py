@@ -161,10 +161,12 @@ class _Walk:
         self.summary.listed += len(page.items)
         seen = len(page.items) - len(fresh)
         self.summary.seen += seen
-        refs = [self._ref(item) for item in fresh if not self._skipped(item)]
-        for ref, data in zip(refs, self.fetcher.get_many([r.location for r in refs]), strict=True):
-            self.run.submit(ref, data)
+        self._submit([self._ref(item) for item in fresh if not self._skipped(item)])
         return seen
+
+    def _submit(self, refs: list[MediaRef]) -> None:
+        for n, data in self.fetcher.get_many([r.location for r in refs]):
+            self.run.submit(refs[n], data)
 
     def _ref(self, item: Item) -> MediaRef:
         two_pass = self.app.settings.crawl.two_pass and item.kind == "image" and item.thumb_url not in (None, item.url)
@@ -197,10 +199,8 @@ class _Walk:
     def retry_failed(self) -> None:
         with self.app.store.transaction() as session:
             failed = crawls.failed(session, self.source.name)
-        refs = [MediaRef(url, page_url, self.source.name, key) for key, url, page_url in failed]
-        for ref, data in zip(refs, self.fetcher.get_many([r.location for r in refs]), strict=True):
-            self.run.submit(ref, data)
-        self.summary.retried += len(refs)
+        self._submit([MediaRef(url, page_url, self.source.name, key) for key, url, page_url in failed])
+        self.summary.retried += len(failed)
         self.keys.update(key for key, _, _ in failed)
 
     def tally(self) -> None:
