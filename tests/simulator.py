@@ -11,7 +11,7 @@ import asyncio
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,6 +48,15 @@ class Platform:
     faults: Faults = field(default_factory=Faults)
     log: list[tuple[float, str]] = field(default_factory=list)
     newest: int = 0  # set by ``grow``: ids above ``items`` posted since
+    # what an item looks like and its original size; the defaults draw ``picture`` at ``original``
+    render: Callable[[int, int, int, bool], bytes] | None = None
+    size_of: Callable[[int], tuple[int, int]] | None = None
+
+    def size(self, item: int) -> tuple[int, int]:
+        return self.size_of(item) if self.size_of else self.original
+
+    def draw(self, item: int, width: int, height: int) -> bytes:
+        return (self.render or picture)(item, width, height, item % self.face_every == 0)
 
     def ids(self) -> list[int]:
         return list(range(self.items + self.newest, 0, -1))
@@ -122,9 +131,9 @@ class Simulator:
         if fault is not None:
             return fault
         _, chunk, cursor = self._page_of(request.query.get("cursor"))
-        w, h = self.p.original
-        items = [
-            {"id": i, "url": self._media_url(i, "original=true"), "width": w, "height": h, "type": "image",
+        items: list[dict[str, Any]] = [
+            {"id": i, "url": self._media_url(i, "original=true"), "width": self.p.size(i)[0],
+             "height": self.p.size(i)[1], "type": "image",
              "nsfwLevel": "None", "browsingLevel": 1, "createdAt": f"2026-01-01T00:00:{i % 60:02d}.000Z",
              "postId": i, "username": f"user{i % 7}", "hash": "U00000", "stats": {}, "meta": None}
             for i in chunk
@@ -136,11 +145,11 @@ class Simulator:
         self.p.log.append((time.monotonic(), request.path_qs))
         item = int(request.match_info["name"].split(".")[0])
         params = request.match_info["params"]
-        w, h = self.p.original
+        w, h = self.p.size(item)
         if "width=" in params:
             width = int(params.split("width=")[1].split(",")[0])
             w, h = width, round(h * width / w)
-        body = picture(item, w, h, face=item % self.p.face_every == 0)
+        body = self.p.draw(item, w, h)
         if self.p.faults.truncate_every and self._count("media") % self.p.faults.truncate_every == 0:
             response = web.StreamResponse(headers={"Content-Type": "image/jpeg", "Content-Length": str(len(body))})
             await response.prepare(request)
