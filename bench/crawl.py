@@ -24,7 +24,7 @@ from likeness.fetch import Fetcher
 from likeness.services import crawl
 from likeness.services.app import open_app
 from likeness.settings import CrawlSettings, FetchSettings, Settings
-from likeness.sources.civitai import CivitaiImages
+from likeness.sources.civitai import CivitaiListing
 
 
 def _cpu() -> float:
@@ -34,7 +34,7 @@ def _cpu() -> float:
 
 def _fetch_only(base: str, fetch: FetchSettings) -> tuple[int, float]:
     """The same pages and media through the same fetcher: (media fetched, seconds)."""
-    source, cursor, urls = CivitaiImages(base, {}), None, []
+    source, cursor, urls = CivitaiListing(base, "images", {}), None, []
     started = time.perf_counter()
     with Fetcher(fetch, 1 << 26) as fetcher:
         while True:
@@ -61,7 +61,7 @@ def run(items: int, rate: float) -> list[object]:
         )
         with open_app(settings) as app:
             cpu, started = _cpu(), time.perf_counter()
-            summary = crawl.crawl(app, crawl.civitai_images(app))
+            summary = crawl.crawl(app, crawl.civitai(app))
             crawl_s, cpu_used = time.perf_counter() - started, _cpu() - cpu
     assert summary.error is None and summary.scan.files == items, summary
     return [

@@ -63,7 +63,7 @@ def run(items: int, face_every: int, two_pass: bool) -> tuple[int, int, int]:
     with serve(platform) as base, tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp), fetch=fetch, crawl=CrawlSettings(civitai_url=base, two_pass=two_pass))
         with open_app(settings) as app:
-            summary = crawl.crawl(app, crawl.civitai_images(app))
+            summary = crawl.crawl(app, crawl.civitai(app))
             assert summary.error is None and summary.scan.errors == [], summary
             with app.store.transaction() as session:
                 with_faces = set(

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,3 +72,31 @@ def needs_eval_data() -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         not (EVAL_DATA / "faces").is_dir(), reason=f"eval data not found at {EVAL_DATA} (../shared/eval-data)"
     )
+
+
+def scalar(url: str, sql: str) -> int:
+    """One integer from the database, through a connection of its own (tests that run the CLI beside them)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        value = int(conn.execute(text(sql)).scalar_one())
+    engine.dispose()
+    return value
+
+
+def kill_cli_when(args: list[str], env: dict[str, str], url: str, sql: str, at_least: int) -> None:
+    """Run ``likeness ARGS`` in a subprocess and SIGKILL it (and its workers) once ``sql`` counts ``at_least``."""
+    code = "import sys; from likeness.cli.main import app; sys.exit(app())"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while scalar(url, sql) < at_least:
+        assert proc.poll() is None, f"likeness {' '.join(args)} ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

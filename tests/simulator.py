@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -78,6 +79,11 @@ def picture(item: int, width: int, height: int, face: bool) -> bytes:
     return buf.getvalue()
 
 
+def created(item: int) -> str:
+    """Later items were posted later: a minute apart from 2026-01-01."""
+    return (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=item)).isoformat().replace("+00:00", "Z")
+
+
 @lru_cache(maxsize=8)
 def _scene(n: int) -> np.ndarray:
     return list(images.NO_FACE.values())[n]()
@@ -134,7 +140,7 @@ class Simulator:
         items: list[dict[str, Any]] = [
             {"id": i, "url": self._media_url(i, "original=true"), "width": self.p.size(i)[0],
              "height": self.p.size(i)[1], "type": "image",
-             "nsfwLevel": "None", "browsingLevel": 1, "createdAt": f"2026-01-01T00:00:{i % 60:02d}.000Z",
+             "nsfwLevel": "None", "browsingLevel": 1, "createdAt": created(i),
              "postId": i, "username": f"user{i % 7}", "hash": "U00000", "stats": {}, "meta": None}
             for i in chunk
         ]  # fmt: skip

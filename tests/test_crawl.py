@@ -56,18 +56,18 @@ def _count(app: App, model: type, *where: object) -> int:
 
 
 def test_first_crawl_catalogues_every_item_once_then_only_new_ones(crawler: App, platform: Platform) -> None:
-    first = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    first = crawl.crawl(crawler, crawl.civitai(crawler))
     assert first.error is None and first.stopped == "end of listing" and first.pages == 3
     assert _count(crawler, Media) == 30 and _count(crawler, CrawlItem, CrawlItem.status == "done") == 30
     with crawler.store.transaction() as session:
         pages = set(session.scalars(select(Sighting.page_url)))
     assert f"{crawler.settings.crawl.civitai_url}/images/30" in pages
 
-    again = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    again = crawl.crawl(crawler, crawl.civitai(crawler))
     assert again.pages == 1 and again.stopped == "reached content already crawled" and again.scan.files == 0
 
     platform.grow(4)  # four new posts on top
-    newer = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    newer = crawl.crawl(crawler, crawl.civitai(crawler))
     assert newer.scan.files == 4 and newer.seen == 6 and _count(crawler, Media) == 34
     [state] = crawl.status(crawler)
     assert state.backfilled and state.cursor is None and state.items == 30 + 10 + 10
@@ -86,7 +86,7 @@ def test_first_crawl_catalogues_every_item_once_then_only_new_ones(crawler: App,
 )
 def test_faults_lose_and_repeat_nothing(crawler: App, platform: Platform, faults: Faults) -> None:
     platform.faults = faults
-    summary = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    summary = crawl.crawl(crawler, crawl.civitai(crawler))
     assert summary.error is None and summary.scan.errors == []
     assert _count(crawler, Media) == (30 if faults.empty_page is None else 20)  # page 1's items are not listed
     assert _count(crawler, Sighting) == _count(crawler, Media)
@@ -97,28 +97,28 @@ def test_faults_lose_and_repeat_nothing(crawler: App, platform: Platform, faults
 
 def test_a_cursor_that_loops_back_ends_the_walk(crawler: App, platform: Platform) -> None:
     platform.faults = Faults(loop_at=1)  # page 1 says the next page is page 1
-    summary = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    summary = crawl.crawl(crawler, crawl.civitai(crawler))
     assert summary.stopped.startswith("cursor loop") and summary.pages == 2  # noticed before asking again
     assert _count(crawler, Media) == 20  # pages 0 and 1, page 1 once
 
 
 def test_max_pages_then_resume_from_the_checkpoint(crawler: App) -> None:
-    part = crawl.crawl(crawler, crawl.civitai_images(crawler), max_pages=2)
+    part = crawl.crawl(crawler, crawl.civitai(crawler), max_pages=2)
     assert part.stopped == "max pages (2)" and _count(crawler, Media) == 20
     [state] = crawl.status(crawler)
     assert state.cursor is not None and not state.backfilled
-    rest = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    rest = crawl.crawl(crawler, crawl.civitai(crawler))
     assert rest.scan.files == 10 and _count(crawler, Media) == 30  # the head pass met seen items at once
 
 
 def test_transient_failures_are_retried_on_the_next_run(crawler: App, platform: Platform) -> None:
     crawler.settings.fetch.retries = 1
     platform.faults = Faults(truncate_every=4)
-    first = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    first = crawl.crawl(crawler, crawl.civitai(crawler))
     failed = _count(crawler, CrawlItem, CrawlItem.status == "failed")
     assert failed == len(first.scan.errors) > 0 and _count(crawler, Media) == 30 - failed
     platform.faults = Faults()
-    second = crawl.crawl(crawler, crawl.civitai_images(crawler))
+    second = crawl.crawl(crawler, crawl.civitai(crawler))
     assert second.retried == failed and _count(crawler, Media) == 30
     assert _count(crawler, CrawlItem, CrawlItem.status == "failed") == 0
 
@@ -128,7 +128,7 @@ def test_two_pass_fetches_originals_only_for_faces(
 ) -> None:
     settings = _settings(sim, database_url, tmp_path / "home", ["prefilter", "pdq", "faces"])
     with open_app(settings) as app:
-        summary = crawl.crawl(app, crawl.civitai_images(app))
+        summary = crawl.crawl(app, crawl.civitai(app))
         assert summary.error is None and summary.scan.upgraded == 6  # ids 5, 10, ... 30 show a face
         originals = [p for _, p in platform.log if "original=true" in p]
         assert len(originals) == 6 and all(int(p.rsplit("/", 1)[1].split(".")[0]) % 5 == 0 for p in originals)
@@ -142,7 +142,7 @@ def test_small_items_and_videos_are_skipped_before_download(
 ) -> None:
     platform.original = (90, 120)
     with open_app(_settings(sim, database_url, tmp_path / "home", two_pass=False)) as app:
-        summary = crawl.crawl(app, crawl.civitai_images(app))
+        summary = crawl.crawl(app, crawl.civitai(app))
         assert summary.skipped == 30 and summary.scan.files == 0
         assert not [p for _, p in platform.log if p.startswith("/img/")]
         assert _count(app, CrawlItem, CrawlItem.status == "skipped") == 30
@@ -188,7 +188,7 @@ def test_url_list_with_media_pages_and_a_sitemap(sim: str, database_url: str, tm
 def test_robots_txt_is_respected(sim: str, platform: Platform, database_url: str, tmp_path: Path) -> None:
     platform.faults = Faults(robots="User-agent: *\nDisallow: /img/\n")
     with open_app(_settings(sim, database_url, tmp_path / "home", two_pass=False)) as app:
-        summary = crawl.crawl(app, crawl.civitai_images(app), max_pages=1)
+        summary = crawl.crawl(app, crawl.civitai(app), max_pages=1)
         assert {e.kind for e in summary.scan.errors} == {"robots"} and len(summary.scan.errors) == 10
     assert not [p for _, p in platform.log if p.startswith("/img/")]
 
@@ -215,3 +215,36 @@ def test_cli_crawl_and_status(sim: str, cli_env: dict[str, str], monkeypatch: py
     refused = runner.invoke(cli, ["crawl", "deviantart", "--tag", "art"])
     assert refused.exit_code == 1 and "needs LIKENESS_CRAWL__DEVIANTART_CLIENT_ID" in refused.output
     get_settings.cache_clear()
+
+
+def test_civitai_models_listing_builds_its_requests_from_the_contract() -> None:
+    """Our own /models payload (2024 shape: numeric nsfwLevel bitmask, version images with ids)."""
+    from likeness.sources.civitai import CivitaiListing
+
+    asked: list[str] = []
+    model = {"id": 7, "name": "m", "modelVersions": [{"id": 70, "name": "v1", "publishedAt": "2024-05-01T00:00:00Z",
+             "images": [{"id": 700, "url": "https://image.civitai.com/acc/uuid-1/width=450/700.jpeg",
+                         "nsfwLevel": 12, "width": 832, "height": 1216, "type": "image"}]}]}  # fmt: skip
+
+    class Http:
+        def get_json(self, url: str, headers: object = None) -> object:
+            asked.append(url)
+            return {"items": [model], "metadata": {"nextCursor": "7|70"}}
+
+    source = CivitaiListing("https://civitai.example", "models", {"tag": "portrait"}, api_key="k")
+    page = source.page(Http(), "6|60")  # type: ignore[arg-type]
+    assert asked == ["https://civitai.example/api/v1/models?sort=Newest&limit=100&tag=portrait&cursor=6%7C60"]
+    assert source.name == "civitai:models:sort=Newest,tag=portrait" and source.headers == {"Authorization": "Bearer k"}
+    [item] = page.items
+    assert item.key == "7:70:700" and item.nsfw == "X" and page.cursor == "7|70"  # 12 = R|X: its highest level
+    assert item.url.endswith("/uuid-1/original=true/700.jpeg") and item.thumb_url.endswith("/width=450/700.jpeg")
+    with pytest.raises(ValueError, match="unknown CivitAI listing"):
+        CivitaiListing("https://civitai.example", "posts", {})
+
+
+def test_since_stops_at_older_items_without_scanning_them(crawler: App) -> None:
+    from datetime import datetime
+
+    summary = crawl.crawl(crawler, crawl.civitai(crawler), since=datetime(2026, 1, 1, 0, 15))  # item 15, naive: UTC
+    assert summary.stopped.startswith("reached items older than 2026-01-01T00:15:00+00:00") and summary.pages == 2
+    assert _count(crawler, Media) == 16  # items 30 down to 15

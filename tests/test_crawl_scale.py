@@ -4,10 +4,6 @@ the per-host rate limit was never exceeded."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,17 +12,10 @@ from sqlalchemy import create_engine, text
 from likeness.services import crawl
 from likeness.services.app import open_app
 from likeness.settings import CrawlSettings, FetchSettings, ScanSettings, Settings
+from tests.conftest import kill_cli_when, scalar
 from tests.simulator import Platform, max_in_window, serve
 
 ITEMS, RATE, BURST = 10_000, 400.0, 10
-
-
-def _scalar(url: str, sql: str) -> int:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        value = int(conn.execute(text(sql)).scalar_one())
-    engine.dispose()
-    return value
 
 
 def test_ten_thousand_items_sigkill_and_resume(cli_env: dict[str, str], database_url: str, tmp_path: Path) -> None:
@@ -36,21 +25,7 @@ def test_ten_thousand_items_sigkill_and_resume(cli_env: dict[str, str], database
                "LIKENESS_CRAWL__TWO_PASS": "false", "LIKENESS_FETCH__ALLOW_PRIVATE_NETWORKS": "true",
                "LIKENESS_FETCH__RATE_PER_HOST": str(RATE), "LIKENESS_FETCH__BURST_PER_HOST": str(BURST),
                "LIKENESS_FETCH__CONCURRENCY": "16"}  # fmt: skip
-        code = "import sys; from likeness.cli.main import app; sys.exit(app())"
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, "crawl", "civitai", "--json"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 300
-        while _scalar(database_url, "SELECT count(*) FROM crawl_items") < 3_000:
-            assert proc.poll() is None, "the crawl ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_cli_when(["crawl", "civitai", "--json"], env, database_url, "SELECT count(*) FROM crawl_items", 3_000)
         killed_at = time.monotonic()
         engine = create_engine(database_url)
         with engine.connect() as conn:
@@ -67,12 +42,12 @@ def test_ten_thousand_items_sigkill_and_resume(cli_env: dict[str, str], database
             crawl=CrawlSettings(civitai_url=base, two_pass=False),
         )
         with open_app(settings) as app:
-            summary = crawl.crawl(app, crawl.civitai_images(app))
+            summary = crawl.crawl(app, crawl.civitai(app))
         assert summary.error is None and summary.stopped == "end of listing"
 
-    assert _scalar(database_url, "SELECT count(*) FROM crawl_items WHERE status = 'done'") == ITEMS
-    assert _scalar(database_url, "SELECT count(*) FROM media") == ITEMS
-    assert _scalar(database_url, "SELECT count(*) FROM sightings") == ITEMS
+    assert scalar(database_url, "SELECT count(*) FROM crawl_items WHERE status = 'done'") == ITEMS
+    assert scalar(database_url, "SELECT count(*) FROM media") == ITEMS
+    assert scalar(database_url, "SELECT count(*) FROM sightings") == ITEMS
     refetched = [
         p for t, p in platform.log if t > killed_at and p.startswith("/img/") and p[p.rindex("/") :] in committed
     ]

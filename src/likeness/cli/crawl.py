@@ -49,11 +49,9 @@ def civitai(
     as_json: AsJson = False,
 ) -> None:
     """CivitAI's public API; two-pass thumbnails (the original only for pictures with a face)."""
-    if models:
-        _run(crawl.civitai_models, max_pages, since, as_json, sort=sort, period=period, username=username, tag=tag,
-             query=query, nsfw="true" if nsfw else None)  # fmt: skip
-    else:
-        _run(crawl.civitai_images, max_pages, since, as_json, sort=sort, nsfw=nsfw, period=period, username=username)
+    filters = {"tag": tag, "query": query, "nsfw": "true" if nsfw else None} if models else {"nsfw": nsfw}
+    _run(crawl.civitai, max_pages, since, as_json, endpoint="models" if models else "images", sort=sort, period=period,
+         username=username, **filters)  # fmt: skip
 
 
 @crawl_app.command("civitai-tags")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from likeness.catalogue import crawls
@@ -24,7 +24,7 @@ from likeness.log import get_logger
 from likeness.services.app import App
 from likeness.services.scan import Run, ScanSummary
 from likeness.sources.base import Item, MediaRef, Page, Source, Throttled
-from likeness.sources.civitai import CivitaiImages, CivitaiModels, search_tags
+from likeness.sources.civitai import CivitaiListing, search_tags
 from likeness.sources.deviantart import DeviantartRss, DeviantartTags
 from likeness.sources.reddit import RedditListing
 from likeness.sources.urls import UrlList
@@ -61,6 +61,8 @@ def crawl(
     progress: CrawlProgress | None = None,
 ) -> CrawlSummary:
     summary, started = CrawlSummary(source.name), time.perf_counter()
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # platforms give UTC times
     with ExitStack() as stack:
         fetcher = stack.enter_context(Fetcher(app.settings.fetch, app.settings.media.max_bytes))
         run = Run(app.store, app.settings, summary.scan, stack, fetcher)
@@ -120,8 +122,8 @@ class _Walk:
             return "end of listing"
         if not backfill and seen:
             return "reached content already crawled"
-        if self.since and page.items and all(i.created and i.created < self.since for i in page.items):
-            return f"reached items older than {self.since.isoformat()}"
+        if any(self._too_old(i) for i in page.items):  # listings are newest first: the rest is older still
+            return f"reached items older than {self.since.isoformat() if self.since else ''}"
         if looped:
             log.warning("crawl.cursor_loop", source=self.source.name, cursor=page.cursor)
             return f"cursor loop: {page.cursor} came back"
@@ -156,7 +158,7 @@ class _Walk:
         unique = list({item.key: item for item in page.items}.values())
         with self.app.store.transaction() as session:
             done = crawls.dealt_with(session, self.source.name, [i.key for i in unique])
-        fresh = [i for i in unique if i.key not in done and i.key not in self.keys]
+        fresh = [i for i in unique if i.key not in done and i.key not in self.keys and not self._too_old(i)]
         self.keys.update(i.key for i in unique)
         self.summary.listed += len(page.items)
         seen = len(page.items) - len(fresh)
@@ -167,6 +169,9 @@ class _Walk:
     def _submit(self, refs: list[MediaRef]) -> None:
         for n, data in self.fetcher.get_many([r.location for r in refs]):
             self.run.submit(refs[n], data)
+
+    def _too_old(self, item: Item) -> bool:
+        return self.since is not None and item.created is not None and item.created < self.since
 
     def _ref(self, item: Item) -> MediaRef:
         two_pass = self.app.settings.crawl.two_pass and item.kind == "image" and item.thumb_url not in (None, item.url)
@@ -210,16 +215,11 @@ class _Walk:
             self.progress(self.summary)
 
 
-def civitai_images(app: App, **filters: str | None) -> Source:
+def civitai(app: App, endpoint: str = "images", **filters: str | None) -> Source:
+    """/images, or /models and their version images (``endpoint="models"``), with the filters given."""
     settings = app.settings.crawl
     key = settings.civitai_api_key.get_secret_value() if settings.civitai_api_key else None
-    return CivitaiImages(settings.civitai_url, {k: v for k, v in filters.items() if v}, key)
-
-
-def civitai_models(app: App, **filters: str | None) -> Source:
-    settings = app.settings.crawl
-    key = settings.civitai_api_key.get_secret_value() if settings.civitai_api_key else None
-    return CivitaiModels(settings.civitai_url, {k: v for k, v in filters.items() if v}, key)
+    return CivitaiListing(settings.civitai_url, endpoint, {k: v for k, v in filters.items() if v}, key)
 
 
 def civitai_tags(app: App, query: str) -> list[str]:

@@ -30,40 +30,27 @@ def rendition(url: str, params: str) -> str:
     return urlunsplit(parts._replace(path="/".join(segments)))
 
 
-class CivitaiImages:
-    """/api/v1/images with the given filters, newest first unless ``sort`` says otherwise."""
+class CivitaiListing:
+    """/api/v1/images, or /api/v1/models with the images of their versions, with the given filters, newest first
+    unless ``sort`` says otherwise."""
 
-    def __init__(self, base_url: str, params: dict[str, str], api_key: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str, endpoint: str, params: dict[str, str], api_key: str | None = None) -> None:
+        if endpoint not in _PARSERS:
+            raise ValueError(f"unknown CivitAI listing {endpoint!r}")
+        self.base_url, self.endpoint = base_url.rstrip("/"), endpoint
         self.params = {"sort": "Newest", "limit": "100", **params}
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         query = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "limit")
-        self.name = f"civitai:images:{query}"
+        self.name = f"civitai:{endpoint}:{query}"
 
     def page(self, http: Http, cursor: str | None) -> Page:
         query = {**self.params, **({"cursor": cursor} if cursor else {})}
-        data = http.get_json(f"{self.base_url}/api/v1/images?{urlencode(query)}", self.headers)
-        return parse_images(data, self.base_url)
-
-
-class CivitaiModels:
-    """/api/v1/models (by tag, query, type...) and the images of each model version."""
-
-    def __init__(self, base_url: str, params: dict[str, str], api_key: str | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.params = {"sort": "Newest", "limit": "100", **params}
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        query = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "limit")
-        self.name = f"civitai:models:{query}"
-
-    def page(self, http: Http, cursor: str | None) -> Page:
-        query = {**self.params, **({"cursor": cursor} if cursor else {})}
-        data = http.get_json(f"{self.base_url}/api/v1/models?{urlencode(query)}", self.headers)
-        return parse_models(data, self.base_url)
+        data = http.get_json(f"{self.base_url}/api/v1/{self.endpoint}?{urlencode(query)}", self.headers)
+        return _PARSERS[self.endpoint](data, self.base_url)
 
 
 def search_tags(http: Http, base_url: str, query: str, limit: int = 20) -> list[str]:
-    """Model tag names matching ``query`` (for ``CivitaiModels(params={"tag": ...})``)."""
+    """Model tag names matching ``query`` (for ``CivitaiListing(..., "models", {"tag": ...})``)."""
     data = http.get_json(f"{base_url.rstrip('/')}/api/v1/tags?{urlencode({'query': query, 'limit': limit})}")
     items = expect(expect(data, dict, "tags response").get("items"), list, "tags items")
     return [str(expect(t, dict, "tag")["name"]) for t in items if isinstance(t, dict) and "name" in t]
@@ -158,3 +145,6 @@ def _time(value: object) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+_PARSERS = {"images": parse_images, "models": parse_models}
