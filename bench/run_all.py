@@ -16,6 +16,8 @@ BENCHES = [
     "pdq_index",
     "robustness",
     "video",
+    "crawl",
+    "two_pass",
 ]
 
 

@@ -104,6 +104,7 @@ class Simulator:
         app.router.add_get("/robots.txt", self.robots)
         app.router.add_get("/page.html", self.page)
         app.router.add_get("/sitemap.xml", self.sitemap)
+        app.router.add_get("/oembed", self.oembed)
         return app
 
     def _count(self, route: str) -> int:
@@ -234,6 +235,17 @@ class Simulator:
         <img src="{b}"><img srcset="/tiny.jpg 100w, {c} 800w" src="/tiny.jpg"><img src="data:image/png;base64,AA">
         <img src="{b}"></body></html>"""
         return web.Response(text=body, content_type="text/html")
+
+    async def oembed(self, request: web.Request) -> web.Response:
+        """DeviantArt's oEmbed (CONTRACT.md: width and height as strings, ``safety``, ``pubdate``)."""
+        self.p.log.append((time.monotonic(), request.path_qs))
+        item = int(request.query["url"].rsplit("-", 1)[1])
+        w, h = self.p.size(item)
+        return web.json_response({"version": "1.0", "type": "photo", "title": f"work {item}",
+                                  "url": self._media_url(item, "original=true"), "author_name": "someone",
+                                  "author_url": "https://www.deviantart.com/someone", "provider_name": "DeviantArt",
+                                  "safety": "adult", "pubdate": "2020-07-13T05:12:40-07:00", "width": str(w),
+                                  "height": str(h), "thumbnail_url": self._media_url(item, "width=300")})  # fmt: skip
 
     async def sitemap(self, request: web.Request) -> web.Response:
         self.p.log.append((time.monotonic(), request.path_qs))

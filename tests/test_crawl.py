@@ -175,14 +175,18 @@ def test_deviantart_rss_pages(sim: str, platform: Platform, database_url: str, t
 
 def test_url_list_with_media_pages_and_a_sitemap(sim: str, database_url: str, tmp_path: Path) -> None:
     listing = tmp_path / "urls.txt"
-    listing.write_text(f"# a comment\n{sim}/img/0001-0000/original=true/7.jpeg\n{sim}/sitemap.xml\nftp://x/y\n")
+    deviation = "https://www.deviantart.com/someone/art/Work-9"  # its full image through oEmbed (the simulator)
+    listing.write_text(
+        f"# a comment\n{sim}/img/0001-0000/original=true/7.jpeg\n{sim}/sitemap.xml\nftp://x/y\n{deviation}\n"
+    )
     with open_app(_settings(sim, database_url, tmp_path / "home")) as app:
         summary = crawl.crawl(app, crawl.url_list(app, listing))
         assert summary.rejected == ["line 4: not an http(s) URL: ftp://x/y"]
-        assert _count(app, Media) == 4  # item 7, and the page's og:image, img and largest srcset candidate
+        assert _count(app, Media) == 5  # item 7, the page's og:image, img and largest srcset candidate, item 9
         with app.store.transaction() as session:
             pages = set(session.scalars(select(Sighting.page_url)))
-        assert pages == {None, f"{sim}/page.html"}
+            nsfw = session.scalar(select(CrawlItem.meta["nsfw"].astext).where(CrawlItem.key == deviation))
+        assert pages == {None, f"{sim}/page.html", deviation} and nsfw == "X"
 
 
 def test_robots_txt_is_respected(sim: str, platform: Platform, database_url: str, tmp_path: Path) -> None:
@@ -248,3 +252,12 @@ def test_since_stops_at_older_items_without_scanning_them(crawler: App) -> None:
     summary = crawl.crawl(crawler, crawl.civitai(crawler), since=datetime(2026, 1, 1, 0, 15))  # item 15, naive: UTC
     assert summary.stopped.startswith("reached items older than 2026-01-01T00:15:00+00:00") and summary.pages == 2
     assert _count(crawler, Media) == 16  # items 30 down to 15
+
+
+def test_what_the_platform_said_is_kept_with_the_item(crawler: App) -> None:
+    crawl.crawl(crawler, crawl.civitai(crawler), max_pages=1)
+    with crawler.store.transaction() as session:
+        meta = session.scalar(select(CrawlItem.meta).where(CrawlItem.key == "30"))
+    assert meta is not None
+    assert meta["created"] == "2026-01-01T00:30:00+00:00" and meta["username"] == "user2" and meta["nsfw"] == "None"
+    assert meta["width"] == 640 and meta["post_id"] == 30

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -87,8 +88,9 @@ def record(
     media_id: int | None = None,
     page_url: str | None = None,
     error: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> None:
-    values = {"status": status, "media_id": media_id, "url": url, "page_url": page_url, "error": error}
+    values = {"status": status, "media_id": media_id, "url": url, "page_url": page_url, "error": error, "meta": meta}
     stmt = insert(CrawlItem).values(source=source, key=key, **values)
     session.execute(stmt.on_conflict_do_update(index_elements=["source", "key"], set_=values))
 

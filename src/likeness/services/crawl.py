@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -174,11 +174,12 @@ class _Walk:
         return self.since is not None and item.created is not None and item.created < self.since
 
     def _ref(self, item: Item) -> MediaRef:
-        two_pass = self.app.settings.crawl.two_pass and item.kind == "image" and item.thumb_url not in (None, item.url)
-        if two_pass:
-            assert item.thumb_url is not None
-            return MediaRef(item.thumb_url, item.page_url, self.source.name, item.key, upgrade_url=item.url)
-        return MediaRef(item.url, item.page_url, self.source.name, item.key)
+        meta = {"kind": item.kind, "created": item.created.isoformat() if item.created else None, "nsfw": item.nsfw,
+                "width": item.width, "height": item.height, **item.extra}  # fmt: skip
+        ref = MediaRef(item.url, item.page_url, self.source.name, item.key, meta=meta)
+        if self.app.settings.crawl.two_pass and item.kind == "image" and item.thumb_url not in (None, item.url):
+            return replace(ref, location=item.thumb_url, upgrade_url=item.url)
+        return ref
 
     def _skipped(self, item: Item) -> bool:
         settings = self.app.settings.crawl
@@ -245,7 +246,7 @@ def deviantart(app: App, query: str | None = None, tag: str | None = None) -> So
 
 
 def url_list(app: App, path: Path) -> Source:
-    return UrlList(path)
+    return UrlList(path, oembed_base=app.settings.crawl.deviantart_rss_url)
 
 
 def status(app: App) -> list[crawls.Checkpoint]:

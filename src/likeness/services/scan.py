@@ -246,4 +246,6 @@ def _sight(session: Session, media_id: int, ref: MediaRef) -> None:
 
 def _record_item(session: Session, media_id: int, ref: MediaRef) -> None:
     if ref.source and ref.key:
-        crawls.record(session, ref.source, ref.key, "done", ref.location, media_id=media_id, page_url=ref.page_url)
+        crawls.record(
+            session, ref.source, ref.key, "done", ref.location, media_id=media_id, page_url=ref.page_url, meta=ref.meta
+        )

@@ -24,6 +24,7 @@ class MediaRef:
     source: str | None = None
     key: str | None = None
     upgrade_url: str | None = None
+    meta: dict[str, Any] | None = field(default=None, compare=False)  # what the platform said of the item
 
     @property
     def is_url(self) -> bool:

@@ -93,7 +93,12 @@ def image_item(entry: dict[str, Any], site: str) -> Item:
         height=entry.get("height"),
         created=_time(entry.get("createdAt")),
         nsfw=_level(entry.get("nsfwLevel"), entry.get("nsfw")),
-        extra={"username": entry.get("username"), "post_id": entry.get("postId"), "base_model": entry.get("baseModel")},
+        extra={
+            "username": entry.get("username"),
+            "post_id": entry.get("postId"),
+            "base_model": entry.get("baseModel"),
+            "prompt": str((entry.get("meta") or {}).get("prompt") or "")[:2000] or None,
+        },
     )
 
 

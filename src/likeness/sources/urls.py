@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import defusedxml.ElementTree as SafeXml
 from defusedxml import DefusedXmlException
@@ -18,13 +19,18 @@ from selectolax.lexbor import LexborHTMLParser
 
 from likeness.errors import LikenessError
 from likeness.sources.base import Http, Item, Page
+from likeness.sources.deviantart import oembed_item
 from likeness.sources.local import MEDIA_SUFFIXES
 
 _VIDEO = frozenset({".mp4", ".webm", ".mov"})
 
 
 class UrlList:
-    def __init__(self, path: Path, per_page: int = 100) -> None:
+    """``oembed_base``: where DeviantArt's oEmbed lives; a deviation page's full image is asked from it (its page
+    only shows a token-limited preview)."""
+
+    def __init__(self, path: Path, per_page: int = 100, oembed_base: str | None = None) -> None:
+        self.oembed_base = oembed_base
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -46,10 +52,20 @@ class UrlList:
                 rejected.append(f"line {number + 1}: not an http(s) URL: {url[:80]}")
                 continue
             try:
-                items += expand(http, url)
+                items += self._deviation(http, url) if self._is_deviation(url) else expand(http, url)
             except LikenessError as exc:
                 rejected.append(f"line {number + 1}: {exc}")
         return Page(items, str(end) if end < len(self.lines) else None, rejected)
+
+    def _is_deviation(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return (
+            self.oembed_base is not None and (parts.hostname or "").endswith("deviantart.com") and "/art/" in parts.path
+        )
+
+    def _deviation(self, http: Http, url: str) -> list[Item]:
+        item = oembed_item(http.get_json(f"{self.oembed_base}/oembed?{urlencode({'url': url})}"))
+        return [replace(item, key=url, page_url=url)]
 
 
 def expand(http: Http, url: str, depth: int = 0) -> list[Item]:

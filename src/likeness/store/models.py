@@ -128,6 +128,8 @@ class CrawlItem(Base):
     url: Mapped[str] = mapped_column(Text)
     page_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # what the platform said: posted time, author, NSFW level, size, generation prompt...
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
     seen_at: Mapped[datetime] = _now()
 
 

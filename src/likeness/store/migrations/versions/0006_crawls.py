@@ -6,6 +6,7 @@ Revises: 0005
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0006"
 down_revision = "0005"
@@ -34,6 +35,7 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("page_url", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("meta", postgresql.JSONB(), nullable=True),
         sa.Column("seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     )
 
