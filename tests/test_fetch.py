@@ -10,7 +10,7 @@ import pytest
 
 from likeness.errors import BlockedAddress, FetchError, TooLarge
 from likeness.fetch import Fetcher, check_url
-from likeness.fetch.polite import CircuitOpen
+from likeness.fetch.polite import CircuitOpen, RobotsDisallowed
 from likeness.services import scan
 from likeness.services.app import App
 from likeness.settings import FetchSettings
@@ -26,6 +26,11 @@ class _Handler(BaseHTTPRequestHandler):
             "/big.jpg": (200, b"\xff\xd8\xff" + b"0" * 5000),
             "/always-503.jpg": (503, b"busy"),
         }
+        if self.path in ("/to-metadata", "/robots.txt") and self.server.robots_redirect:  # type: ignore[attr-defined]
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+            return
         if self.path == "/to-metadata":
             self.send_response(302)
             self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
@@ -45,13 +50,20 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+_SERVERS: dict[str, ThreadingHTTPServer] = {}
+
+
 @pytest.fixture
 def server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.robots_redirect = False  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    _SERVERS[base] = httpd
+    yield base
     httpd.shutdown()
+    del _SERVERS[base]
 
 
 @pytest.mark.parametrize(
@@ -129,3 +141,17 @@ def test_html_served_as_media_is_refused(server: str) -> None:
     refused = pytest.raises(FetchError, match="served as text/html, not a picture or video")
     with Fetcher(FetchSettings(allow_private_networks=True), 1 << 20) as fetcher, refused:
         fetcher.get(server + "/page.html")
+
+
+def test_robots_txt_redirecting_to_a_private_address_means_stay_out(server: str) -> None:
+    """The robots.txt fetch follows redirects through the guard too; an unreachable robots.txt disallows all."""
+    hops: list[str] = []
+
+    def guard(url: str) -> object:
+        hops.append(url)
+        return None if url.startswith(server) else check_url(url)
+
+    _SERVERS[server].robots_redirect = True  # type: ignore[attr-defined]
+    with Fetcher(FetchSettings(retries=1), 1 << 20, guard) as fetcher, pytest.raises(RobotsDisallowed):
+        fetcher.get(server + "/face.jpg")
+    assert "http://169.254.169.254/latest/meta-data/" in hops

@@ -164,8 +164,7 @@ class Fetcher:
             except BlockedAddress:
                 raise
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.__cause__, BlockedAddress) or isinstance(exc.os_error, BlockedAddress):
-                    raise BlockedAddress(str(exc.os_error)) from exc
+                _raise_if_blocked(exc)
                 self.breaker.record(host, ok=False)
                 raise TransientFetchError(f"{url}: {exc}") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -217,14 +216,28 @@ class Fetcher:
         return bytes(body)
 
     async def _robots_file(self, url: str) -> tuple[int, str]:
+        """(status, body) of a robots.txt, redirects followed through the guard; status 0 when unreachable (a
+        redirect to a blocked address included). A blocked origin raises BlockedAddress: the real reason."""
         assert self._session is not None
-        await self._admit(url, robots=False)
+        origin = url
         try:
-            async with self._session.get(url, allow_redirects=True) as resp:
-                body = await resp.content.read(500_000)  # RFC 9309: at least 500 KiB must be read
-                return resp.status, body.decode("utf-8", errors="replace")
-        except (aiohttp.ClientError, TimeoutError):
-            return 0, ""
+            for _ in range(self.settings.max_redirects + 1):
+                await self._admit(url, robots=False)
+                async with self._session.get(url, allow_redirects=False) as resp:
+                    if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                        url = urljoin(url, resp.headers["Location"])
+                        continue
+                    body = await resp.content.read(500_000)  # RFC 9309: at least 500 KiB must be read
+                    return resp.status, body.decode("utf-8", errors="replace")
+        except aiohttp.ClientConnectorError as exc:
+            if url == origin:
+                _raise_if_blocked(exc)
+        except BlockedAddress:
+            if url == origin:
+                raise
+        except (aiohttp.ClientError, TimeoutError, LikenessError):
+            pass
+        return 0, ""
 
     async def _post(self, url: str, form: Mapping[str, str]) -> Any:
         assert self._session is not None
@@ -235,6 +248,12 @@ class Fetcher:
                 return json.loads(await self._body(url, resp))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise FetchError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _raise_if_blocked(exc: aiohttp.ClientConnectorError) -> None:
+    """The resolver's SSRF refusal arrives wrapped in a connection error."""
+    if isinstance(exc.__cause__, BlockedAddress) or isinstance(exc.os_error, BlockedAddress):
+        raise BlockedAddress(str(exc.os_error)) from exc
 
 
 def _number(value: str) -> float:
