@@ -261,3 +261,22 @@ def test_what_the_platform_said_is_kept_with_the_item(crawler: App) -> None:
     assert meta is not None
     assert meta["created"] == "2026-01-01T00:30:00+00:00" and meta["username"] == "user2" and meta["nsfw"] == "None"
     assert meta["width"] == 640 and meta["post_id"] == 30
+
+
+def test_two_items_with_one_thumbnail_each_get_their_original(database_url: str, tmp_path: Path) -> None:
+    from tests.simulator import picture
+
+    def render(item: int, width: int, height: int, face: bool) -> bytes:
+        return picture(0 if face and width == 450 else item, width, height, face)  # items 5 and 10: one thumbnail
+
+    platform = Platform(items=10, per_page=10, render=render)
+    with (
+        serve(platform) as base,
+        open_app(_settings(base, database_url, tmp_path / "h", ["prefilter", "faces"])) as app,
+    ):
+        summary = crawl.crawl(app, crawl.civitai(app))
+        assert summary.error is None and summary.scan.duplicates_in_scan == 1
+        assert _count(app, CrawlItem, CrawlItem.status == "done") == 10 and _count(app, Media) == 10
+        with app.store.transaction() as session:
+            originals = set(session.scalars(select(Sighting.location).where(Sighting.location.contains("original"))))
+        assert {o.rsplit("/", 1)[1] for o in originals} == {"5.jpeg", "10.jpeg"}

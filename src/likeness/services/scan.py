@@ -177,8 +177,9 @@ class Run:
         self.summary.prefiltered += outcome.skipped is not None
 
     def _upgrade(self, pending: _Pending) -> bool:
-        """Two-pass: the rendition shows a face, so the original is fetched and analysed in its place. When the
-        original cannot be had, the rendition's analysis is kept (False)."""
+        """Two-pass: the rendition shows a face, so the original is fetched and analysed in its place (and so are
+        the originals of other items that had the same rendition). When the original cannot be had, the
+        rendition's analysis is kept instead (False)."""
         ref, original = pending.ref, pending.ref.upgrade_url
         assert original is not None
         try:
@@ -186,10 +187,20 @@ class Run:
         except LikenessError as exc:
             log.warning("crawl.original_failed", url=original, error=str(exc))
             return False
-        self.waiting.pop(pending.digest, None)
         self.summary.upgraded += 1
         self._submit_bytes(replace(ref, location=original, upgrade_url=None), data, from_drain=True)
+        for other in self.waiting.pop(pending.digest, []):
+            self._submit_original(other)
         return True
+
+    def _submit_original(self, ref: MediaRef) -> None:
+        location = ref.upgrade_url or ref.location
+        try:
+            data = read_location(location, self.fetcher, self.settings.media.max_bytes)
+        except LikenessError as exc:
+            self._error(ref, exc.kind, str(exc), recorded=False)
+            return
+        self._submit_bytes(replace(ref, location=location, upgrade_url=None), data, from_drain=True)
 
     @staticmethod
     def _store(
