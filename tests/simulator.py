@@ -105,6 +105,8 @@ class Simulator:
         app.router.add_get("/page.html", self.page)
         app.router.add_get("/sitemap.xml", self.sitemap)
         app.router.add_get("/oembed", self.oembed)
+        app.router.add_post("/oauth2/token", self.token)
+        app.router.add_get("/api/v1/oauth2/browse/tags", self.browse_tags)
         return app
 
     def _count(self, route: str) -> int:
@@ -246,6 +248,38 @@ class Simulator:
                                   "author_url": "https://www.deviantart.com/someone", "provider_name": "DeviantArt",
                                   "safety": "adult", "pubdate": "2020-07-13T05:12:40-07:00", "width": str(w),
                                   "height": str(h), "thumbnail_url": self._media_url(item, "width=300")})  # fmt: skip
+
+    async def token(self, request: web.Request) -> web.Response:
+        """DeviantArt's client-credentials grant."""
+        self.p.log.append((time.monotonic(), request.path_qs))
+        form = await request.post()
+        if form.get("grant_type") != "client_credentials" or form.get("client_secret") != "s3cret":
+            return web.json_response({"error": "invalid_client", "status": "error"}, status=401)
+        return web.json_response({"access_token": "tok", "token_type": "Bearer", "expires_in": 3600})
+
+    async def browse_tags(self, request: web.Request) -> web.Response:
+        """/browse/tags: deviation objects, ``has_more`` and ``next_cursor`` (CONTRACT.md)."""
+        self.p.log.append((time.monotonic(), request.path_qs))
+        if request.headers.get("Authorization") != "Bearer tok":
+            return web.json_response({"error": "invalid_token", "status": "error"}, status=401)
+        _, chunk, cursor = self._page_of(request.query.get("cursor"))
+        results = [self._deviation(i) for i in chunk]
+        return web.json_response({"has_more": cursor is not None, "next_cursor": cursor, "next_offset": None,
+                                  "results": results})  # fmt: skip
+
+    def _deviation(self, i: int) -> dict[str, Any]:
+        w, h = self.p.size(i)
+        return {
+            "deviationid": f"{i:08X}-0000-0000-0000-000000000000",
+            "url": f"https://www.deviantart.com/someone/art/Work-{i}",
+            "title": f"work {i}",
+            "is_deleted": i == 2,
+            "published_time": str(1_700_000_000 + i),
+            "is_mature": i % 2 == 0,
+            "author": {"username": "someone"},
+            "preview": {"src": self._media_url(i, "width=300"), "width": 300, "height": 400},
+            "content": {"src": self._media_url(i, "original=true"), "width": w, "height": h},
+        }
 
     async def sitemap(self, request: web.Request) -> web.Response:
         self.p.log.append((time.monotonic(), request.path_qs))

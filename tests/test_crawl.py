@@ -280,3 +280,21 @@ def test_two_items_with_one_thumbnail_each_get_their_original(database_url: str,
         with app.store.transaction() as session:
             originals = set(session.scalars(select(Sighting.location).where(Sighting.location.contains("original"))))
         assert {o.rsplit("/", 1)[1] for o in originals} == {"5.jpeg", "10.jpeg"}
+
+
+def test_deviantart_api_by_tag_with_client_credentials(
+    sim: str, platform: Platform, database_url: str, tmp_path: Path
+) -> None:
+    from pydantic import SecretStr
+
+    settings = _settings(sim, database_url, tmp_path / "home", two_pass=False, deviantart_api_url=sim,
+                         deviantart_client_id="id", deviantart_client_secret=SecretStr("s3cret"))  # fmt: skip
+    with open_app(settings) as app:
+        summary = crawl.crawl(app, crawl.deviantart(app, tag="portrait"))
+        assert summary.error is None and summary.pages == 3
+        assert _count(app, Media) == 29  # item 2 is a deleted deviation
+        with app.store.transaction() as session:
+            mature = session.scalar(select(CrawlItem.meta["nsfw"].astext).where(CrawlItem.key.startswith("0000001E")))
+        assert mature == "X"  # item 30 is mature
+    assert [p for _, p in platform.log if p == "/oauth2/token"] == ["/oauth2/token"]  # one token for the crawl
+    assert repr(settings.crawl.deviantart_client_secret) == "SecretStr('**********')"
