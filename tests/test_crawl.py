@@ -298,3 +298,12 @@ def test_deviantart_api_by_tag_with_client_credentials(
         assert mature == "X"  # item 30 is mature
     assert [p for _, p in platform.log if p == "/oauth2/token"] == ["/oauth2/token"]  # one token for the crawl
     assert repr(settings.crawl.deviantart_client_secret) == "SecretStr('**********')"
+
+
+def test_first_pass_width_is_a_setting(sim: str, platform: Platform, database_url: str, tmp_path: Path) -> None:
+    settings = _settings(sim, database_url, tmp_path / "home", thumb_width=320)
+    with open_app(settings) as app:
+        crawl.crawl(app, crawl.civitai(app), max_pages=1)
+    assert {p.split("/")[3] for _, p in platform.log if p.startswith("/img/")} == {
+        "width=320"
+    }  # no faces: no originals

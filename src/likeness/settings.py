@@ -95,6 +95,7 @@ class FetchSettings(BaseModel):
 class CrawlSettings(BaseModel):
     # Two-pass: analyse a platform's small rendition first, fetch the original only when it shows a face.
     two_pass: bool = True
+    thumb_width: int = 450  # CivitAI's first-pass rendition (bench/two_pass.py compares 450 and 320)
     videos: bool = True  # False: video items are recorded as skipped, not downloaded
     min_side_px: int = 100  # items the platform says are smaller are skipped before download
     max_empty_pages: int = 10  # an empty page with a next cursor is not the end, but this many in a row is

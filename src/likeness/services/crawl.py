@@ -220,7 +220,8 @@ def civitai(app: App, endpoint: str = "images", **filters: str | None) -> Source
     """/images, or /models and their version images (``endpoint="models"``), with the filters given."""
     settings = app.settings.crawl
     key = settings.civitai_api_key.get_secret_value() if settings.civitai_api_key else None
-    return CivitaiListing(settings.civitai_url, endpoint, {k: v for k, v in filters.items() if v}, key)
+    given = {k: v for k, v in filters.items() if v}
+    return CivitaiListing(settings.civitai_url, endpoint, given, key, settings.thumb_width)
 
 
 def civitai_tags(app: App, query: str) -> list[str]:

@@ -8,6 +8,7 @@ rendition in a path segment (``original=true``, ``width=450``), which is how two
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -34,19 +35,26 @@ class CivitaiListing:
     """/api/v1/images, or /api/v1/models with the images of their versions, with the given filters, newest first
     unless ``sort`` says otherwise."""
 
-    def __init__(self, base_url: str, endpoint: str, params: dict[str, str], api_key: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, endpoint: str, params: dict[str, str], api_key: str | None = None, thumb_width: int = 450
+    ) -> None:
         if endpoint not in _PARSERS:
             raise ValueError(f"unknown CivitAI listing {endpoint!r}")
         self.base_url, self.endpoint = base_url.rstrip("/"), endpoint
         self.params = {"sort": "Newest", "limit": "100", **params}
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.thumbnail = f"width={thumb_width}"  # the CDN snaps widths to 96, 320, 450, 512, 800...
         query = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()) if k != "limit")
         self.name = f"civitai:{endpoint}:{query}"
 
     def page(self, http: Http, cursor: str | None) -> Page:
         query = {**self.params, **({"cursor": cursor} if cursor else {})}
         data = http.get_json(f"{self.base_url}/api/v1/{self.endpoint}?{urlencode(query)}", self.headers)
-        return _PARSERS[self.endpoint](data, self.base_url)
+        page = _PARSERS[self.endpoint](data, self.base_url)
+        if self.thumbnail == THUMBNAIL:
+            return page
+        items = [replace(i, thumb_url=rendition(i.url, self.thumbnail)) if i.kind == "image" else i for i in page.items]
+        return replace(page, items=items)
 
 
 def search_tags(http: Http, base_url: str, query: str, limit: int = 20) -> list[str]:
