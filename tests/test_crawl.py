@@ -264,22 +264,32 @@ def test_what_the_platform_said_is_kept_with_the_item(crawler: App) -> None:
 
 
 def test_two_items_with_one_thumbnail_each_get_their_original(database_url: str, tmp_path: Path) -> None:
-    from tests.simulator import picture
+    """Driven through the scan's Run, so that the second item arrives while the first is being analysed."""
+    from contextlib import ExitStack
 
-    def render(item: int, width: int, height: int, face: bool) -> bytes:
-        return picture(0 if face and width == 450 else item, width, height, face)  # items 5 and 10: one thumbnail
+    from likeness.fetch import Fetcher
+    from likeness.services.scan import Run, ScanSummary
+    from likeness.sources.base import MediaRef
 
-    platform = Platform(items=10, per_page=10, render=render)
+    platform = Platform(items=10, per_page=10)
     with (
         serve(platform) as base,
         open_app(_settings(base, database_url, tmp_path / "h", ["prefilter", "faces"])) as app,
     ):
-        summary = crawl.crawl(app, crawl.civitai(app))
-        assert summary.error is None and summary.scan.duplicates_in_scan == 1
-        assert _count(app, CrawlItem, CrawlItem.status == "done") == 10 and _count(app, Media) == 10
+        url = f"{base}/img/00000005-0000/{{}}/{{}}.jpeg"
+        summary = ScanSummary()
+        with ExitStack() as stack, Fetcher(app.settings.fetch, 1 << 24) as fetcher:
+            run = Run(app.store, app.settings, summary, stack, fetcher)
+            thumbnail = fetcher.get(url.format("width=450", 5))  # a face: both items are said to show it
+            for item in (5, 10):
+                ref = MediaRef(url.format("width=450", item), None, "sim", str(item), url.format("original=true", item))
+                run.submit(ref, thumbnail)
+            run.drain(0)
+        assert summary.duplicates_in_scan == 1 and summary.errors == []
+        assert _count(app, CrawlItem, CrawlItem.status == "done") == 2
         with app.store.transaction() as session:
-            originals = set(session.scalars(select(Sighting.location).where(Sighting.location.contains("original"))))
-        assert {o.rsplit("/", 1)[1] for o in originals} == {"5.jpeg", "10.jpeg"}
+            seen = set(session.scalars(select(Sighting.location)))
+        assert seen == {url.format("original=true", 5), url.format("original=true", 10)}
 
 
 def test_deviantart_api_by_tag_with_client_credentials(
