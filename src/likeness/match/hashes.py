@@ -159,9 +159,11 @@ def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettin
             for i in np.flatnonzero((d <= rules[p.bank].max_distance) & ~vetoed)
         ]
     hits.sort(key=lambda hit: (hit.distance, hit.frame))  # a media hit in several frames keeps its nearest
+    hit_media = {hit.media_id for hit in hits}
     frames: dict[int, list[bytes]] = {}
-    for media_id, _, digest in rows:
-        frames.setdefault(media_id, []).append(digest)
+    for media_id, _, digest in rows:  # only the media that were hit: the catalogue may hold millions
+        if media_id in hit_media:
+            frames.setdefault(media_id, []).append(digest)
     return _record(session, hits, _video_shares(session, frames, hits, settings), settings)
 
 
@@ -180,39 +182,37 @@ def _video_shares(
 ) -> dict[tuple[int, int], dict[str, object]]:
     """vPDQ's video-level verdict for hits on a protected video's frames, per (media, hash): the share of the
     media's frames found in the protected video and the reverse, and whether both reach the thresholds."""
-    hit_ids = {hit.hash_id for hit in hits}
-    if not hit_ids:
-        return {}
-    rows = session.execute(
-        select(ProtectedHash.id, ProtectedHash.submission).where(
-            ProtectedHash.id.in_(hit_ids), ProtectedHash.algorithm == VPDQ_ALGORITHM
-        )
-    )
-    videos = {row.id: row.submission for row in rows}
-    target: dict[str | None, list[bytes]] = {}
-    for submission in set(videos.values()):
-        target[submission] = list(
-            session.scalars(
-                select(ProtectedHash.digest).where(
-                    ProtectedHash.submission == submission,
-                    ProtectedHash.algorithm == VPDQ_ALGORITHM,
-                    _usable(settings),
-                )
-            )
-        )
-    shares = {}
+    videos = _video_of(session, {hit.hash_id for hit in hits})
+    targets = {submission: _video_hashes(session, submission, settings) for submission in set(videos.values())}
+    verdicts: dict[tuple[int, str | None], dict[str, object]] = {}
     for hit in hits:
-        if hit.hash_id in videos:
+        if hit.hash_id in videos and (hit.media_id, videos[hit.hash_id]) not in verdicts:
             submission = videos[hit.hash_id]
-            q, t = match_percent(frames[hit.media_id], target[submission], settings.pdq_max_distance)
-            verdict = q >= settings.vpdq_query_match_percent and t >= settings.vpdq_target_match_percent
-            shares[hit.media_id, hit.hash_id] = {
+            q, t = match_percent(frames[hit.media_id], targets[submission], settings.pdq_max_distance)
+            verdicts[hit.media_id, submission] = {
                 "submission": submission,
                 "query_percent": round(q, 1),
                 "target_percent": round(t, 1),
-                "video_match": verdict,
+                "video_match": q >= settings.vpdq_query_match_percent and t >= settings.vpdq_target_match_percent,
             }
-    return shares
+    return {(h.media_id, h.hash_id): verdicts[h.media_id, videos[h.hash_id]] for h in hits if h.hash_id in videos}
+
+
+def _video_of(session: Session, hash_ids: set[int]) -> dict[int, str | None]:
+    """The submission of each of these hashes that is a protected video's frame."""
+    if not hash_ids:
+        return {}
+    query = select(ProtectedHash.id, ProtectedHash.submission).where(
+        ProtectedHash.id.in_(hash_ids), ProtectedHash.algorithm == VPDQ_ALGORITHM
+    )
+    return {row.id: row.submission for row in session.execute(query)}
+
+
+def _video_hashes(session: Session, submission: str | None, settings: HashSettings) -> list[bytes]:
+    query = select(ProtectedHash.digest).where(
+        ProtectedHash.submission == submission, ProtectedHash.algorithm == VPDQ_ALGORITHM, _usable(settings)
+    )
+    return list(session.scalars(query))
 
 
 def _negative_hits(session: Session, rules: dict[str, BankRule], table: np.ndarray) -> np.ndarray:
