@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -23,9 +24,11 @@ Since = Annotated[datetime | None, typer.Option(help="Stop at items older than t
 AsJson = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 
 
-def _run(source_of: object, max_pages: int | None, since: datetime | None, as_json: bool, **options: object) -> None:
+def _run(
+    source_of: Callable[..., Source], max_pages: int | None, since: datetime | None, as_json: bool, **options: object
+) -> None:
     with session() as a, output.crawl_progress(err, disabled=as_json) as progress:
-        source: Source = source_of(a, **options)  # type: ignore[operator]
+        source = source_of(a, **options)
         summary = crawl.crawl(a, source, max_pages=max_pages, since=since, progress=progress)
     if as_json:
         out.print_json(json.dumps(output.crawl_json(summary)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from likeness.analyze import PDQ_ALGORITHM, pdq, vpdq
@@ -38,12 +38,13 @@ def _add_file(app: App, bank: str, path: Path, submission: str | None) -> list[H
     animation, grouped as one submission."""
     try:
         data = path.read_bytes()
-        entries = _hash_file(data, app.settings.media, submission or f"video:{path.name}")
+        entries = _hash_file(data, app.settings.media, submission, f"video:{path.name}")
     except (LikenessError, OSError) as exc:
         return [HashAdded(str(path), None, None, None, False, 0, error=str(exc))]
-    label = (lambda e: f"{path}#frame{e.frame}") if len(entries) > 1 else (lambda e: str(path))
-    if len(entries) == 1:
-        entries = [replace(entries[0], submission=submission, frame=None, time_s=None)]
+
+    def label(e: StoredHash) -> str:
+        return str(path) if e.frame is None else f"{path}#frame{e.frame}"
+
     minimum = app.settings.hashes.pdq_min_quality
     refused = [
         HashAdded(
@@ -70,14 +71,18 @@ def _add_file(app: App, bank: str, path: Path, submission: str | None) -> list[H
     return stored + refused
 
 
-def _hash_file(data: bytes, limits: MediaLimits, submission: str) -> list[StoredHash]:
+def _hash_file(data: bytes, limits: MediaLimits, submission: str | None, group: str) -> list[StoredHash]:
+    """A picture: its PDQ. A video: its vPDQ features; an animation: a PDQ per sampled frame; each of those is one
+    submission (``group`` unless one is given)."""
     if sniff(data) in VIDEO_FORMATS:
+        features = vpdq.hash_video(data, limits)
         return [
-            StoredHash(0, f.digest, f.quality, submission, VPDQ_ALGORITHM, f.frame, f.time_s)
-            for f in vpdq.hash_video(data, limits)
+            StoredHash(0, f.digest, f.quality, submission or group, VPDQ_ALGORITHM, f.frame, f.time_s) for f in features
         ]
     frames = decode(data, limits).each_frame()
-    return [StoredHash(0, *pdq(f.pixels), submission, PDQ_ALGORITHM, f.index, f.time_s) for f in frames]
+    if len(frames) == 1:
+        return [StoredHash(0, *pdq(frames[0].pixels), submission)]
+    return [StoredHash(0, *pdq(f.pixels), submission or group, PDQ_ALGORITHM, f.index, f.time_s) for f in frames]
 
 
 def _store(app: App, bank: str, entries: list[StoredHash]) -> tuple[list[tuple[int, bool]], int]:

@@ -8,7 +8,6 @@ rendition in a path segment (``original=true``, ``width=450``), which is how two
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -50,11 +49,7 @@ class CivitaiListing:
     def page(self, http: Http, cursor: str | None) -> Page:
         query = {**self.params, **({"cursor": cursor} if cursor else {})}
         data = http.get_json(f"{self.base_url}/api/v1/{self.endpoint}?{urlencode(query)}", self.headers)
-        page = _PARSERS[self.endpoint](data, self.base_url)
-        if self.thumbnail == THUMBNAIL:
-            return page
-        items = [replace(i, thumb_url=rendition(i.url, self.thumbnail)) if i.kind == "image" else i for i in page.items]
-        return replace(page, items=items)
+        return _PARSERS[self.endpoint](data, self.base_url, self.thumbnail)
 
 
 def search_tags(http: Http, base_url: str, query: str, limit: int = 20) -> list[str]:
@@ -74,23 +69,23 @@ def _envelope(data: Any, what: str) -> tuple[list[Any], str | None]:
     return items, (str(cursor) if cursor not in (None, "") else None)
 
 
-def parse_images(data: Any, site: str) -> Page:
+def parse_images(data: Any, site: str, thumbnail: str = THUMBNAIL) -> Page:
     raw, cursor = _envelope(data, "/images")
     items, rejected = [], []
     for n, entry in enumerate(raw):
         try:
-            items.append(image_item(expect(entry, dict, f"item {n}"), site))
+            items.append(image_item(expect(entry, dict, f"item {n}"), site, thumbnail))
         except (PayloadError, KeyError, TypeError, ValueError) as exc:
             rejected.append(f"item {n}: {exc}")
     return Page(items, cursor, rejected)
 
 
-def image_item(entry: dict[str, Any], site: str) -> Item:
+def image_item(entry: dict[str, Any], site: str, thumbnail: str = THUMBNAIL) -> Item:
     """One /images item. Videos keep their .mp4 and get the still thumbnail the API gives; images are fetched
     as their original, with the 450 px rendition as the first pass."""
     url = expect(entry["url"], str, "url")
     kind = entry.get("type") or "image"
-    thumb = (entry.get("thumbnail") or {}).get("url") if kind == "video" else rendition(url, THUMBNAIL)
+    thumb = (entry.get("thumbnail") or {}).get("url") if kind == "video" else rendition(url, thumbnail)
     return Item(
         key=str(int(entry["id"])),
         url=url if kind == "video" else rendition(url, ORIGINAL),
@@ -110,7 +105,7 @@ def image_item(entry: dict[str, Any], site: str) -> Item:
     )
 
 
-def parse_models(data: Any, site: str) -> Page:
+def parse_models(data: Any, site: str, thumbnail: str = THUMBNAIL) -> Page:
     """Every version image of every model on the page; a 2023 version image has no id: its CDN uuid keys it."""
     raw, cursor = _envelope(data, "/models")
     items, rejected = [], []
@@ -119,20 +114,22 @@ def parse_models(data: Any, site: str) -> Page:
             model = expect(model, dict, f"model {n}")
             for version in expect(model.get("modelVersions") or [], list, "modelVersions"):
                 for image in expect(version.get("images") or [], list, "version images"):
-                    items.append(_model_image(model, version, image, site))
+                    items.append(_model_image(model, version, image, site, thumbnail))
         except (PayloadError, KeyError, TypeError, ValueError) as exc:
             rejected.append(f"model {n}: {exc}")
     return Page(items, cursor, rejected)
 
 
-def _model_image(model: dict[str, Any], version: dict[str, Any], image: dict[str, Any], site: str) -> Item:
+def _model_image(
+    model: dict[str, Any], version: dict[str, Any], image: dict[str, Any], site: str, thumbnail: str
+) -> Item:
     url = expect(image["url"], str, "image url")
     image_id = image.get("id") or urlsplit(url).path.split("/")[2]
     return Item(
         key=f"{int(model['id'])}:{int(version['id'])}:{image_id}",
         url=rendition(url, ORIGINAL) if image.get("type", "image") == "image" else url,
         page_url=f"{site}/models/{int(model['id'])}",
-        thumb_url=rendition(url, THUMBNAIL) if image.get("type", "image") == "image" else None,
+        thumb_url=rendition(url, thumbnail) if image.get("type", "image") == "image" else None,
         kind=image.get("type") or "image",
         width=image.get("width"),
         height=image.get("height"),
