@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from likeness.errors import MalformedPayload, Throttled
 from likeness.sources import civitai, deviantart, reddit
-from likeness.sources.base import PayloadError, Throttled
 from tests.conftest import SHARED
 
 FIXTURES = SHARED / "fixtures"
@@ -75,7 +75,7 @@ def test_civitai_tags_and_errors() -> None:
     assert len(names) == 3 and all(isinstance(n, str) and n for n in names)
     for name, error in _load("civitai/errors_constructed.json").items():
         if isinstance(error, dict) and "body" in error:
-            with pytest.raises(PayloadError):
+            with pytest.raises(MalformedPayload):
                 civitai.parse_images(error["body"], SITE)
             assert name
 
@@ -143,5 +143,5 @@ def test_deviantart_deviation_objects_and_oembed() -> None:
 def test_deviantart_error_bodies() -> None:
     for error in _load("deviantart/api_v1_errors_from-issues.json").values():
         if isinstance(error, dict) and isinstance(error.get("body"), dict):
-            with pytest.raises(PayloadError, match=error["body"]["error"]):
+            with pytest.raises(MalformedPayload, match=error["body"]["error"]):
                 deviantart.parse_browse(error["body"])

@@ -1,10 +1,64 @@
-"""Typed errors. Each carries a stable ``kind`` stored with the file it concerns, and a message for people."""
+"""The one error tree. Every error carries a stable ``kind`` (stored with the file or item it concerns, shown to
+people, mapped once by each shell) and a message for people.
+
+    LikenessError
+     ├── InvalidInput          the caller asked for something malformed or impossible (CLI exit 2, HTTP 400/422)
+     │    ├── EnrollmentError, HashListError, VpdqFormatError, UnsafeUrl (scheme, credentials)
+     ├── NotFound              (HTTP 404)
+     ├── Conflict              the request clashes with what is stored (HTTP 409)
+     ├── Forbidden             (HTTP 403)
+     ├── RateLimited           (HTTP 429)
+     ├── ConfigurationError    settings, keys or the environment are wrong: caught at start (CLI exit 3, HTTP 500)
+     ├── MediaError            the bytes cannot become pixels we are willing to analyse (recorded against the file)
+     │    ├── EmptyFile, UnsupportedFormat, CorruptMedia, TooLarge, TooManyFrames, TooCostly, NotRegularFile
+     ├── AnalysisFailed        an analyser failed on this file (a bug or a model failing on odd pixels)
+     ├── StoreFailed           the database refused what analysis produced for one file
+     └── FetchError            getting bytes failed
+          ├── BlockedAddress (SSRF guard), TransientFetchError, CircuitOpen, RobotsDisallowed, DnsFailure,
+          ├── MalformedPayload, Throttled
+"""
 
 from __future__ import annotations
 
 
 class LikenessError(Exception):
     kind = "error"
+
+
+class InvalidInput(LikenessError):
+    kind = "invalid_input"
+
+
+class NotFound(LikenessError):
+    kind = "not_found"
+
+
+class Conflict(LikenessError):
+    kind = "conflict"
+
+
+class Forbidden(LikenessError):
+    kind = "forbidden"
+
+
+class RateLimited(LikenessError):
+    kind = "rate_limited"
+
+
+class ConfigurationError(LikenessError):
+    kind = "configuration"
+
+
+class EnrollmentError(InvalidInput):
+    kind = "enrollment"
+
+
+class HashListError(InvalidInput):
+    kind = "hash_list"
+
+
+class VpdqFormatError(InvalidInput):
+    kind = "vpdq_format"
 
 
 class MediaError(LikenessError):
@@ -33,8 +87,34 @@ class TooManyFrames(MediaError):
     kind = "too_many_frames"
 
 
+class TooCostly(MediaError):
+    """Analysis of one file went over its wall-time or memory budget (enforced from outside the worker)."""
+
+    kind = "too_costly"
+
+
+class NotRegularFile(MediaError):
+    """A device, FIFO, socket or a link to one: never opened for reading."""
+
+    kind = "not_regular_file"
+
+
+class AnalysisFailed(LikenessError):
+    kind = "analysis_failed"
+
+
+class StoreFailed(LikenessError):
+    kind = "store_failed"
+
+
 class FetchError(LikenessError):
     kind = "fetch"
+
+
+class UnsafeUrl(InvalidInput):
+    """Not something we fetch: another scheme than http(s), credentials in the URL, no host."""
+
+    kind = "unsafe_url"
 
 
 class BlockedAddress(FetchError):
@@ -43,9 +123,50 @@ class BlockedAddress(FetchError):
     kind = "blocked_address"
 
 
-class EnrollmentError(LikenessError):
-    kind = "enrollment"
+class DnsFailure(FetchError):
+    kind = "dns"
 
 
-class NotFound(LikenessError):
-    kind = "not_found"
+class TransientFetchError(FetchError):
+    """Worth retrying: a 5xx, 429 or a dropped connection."""
+
+    kind = "transient"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CircuitOpen(FetchError):
+    kind = "circuit_open"
+
+
+class RobotsDisallowed(FetchError):
+    kind = "robots"
+
+
+class MalformedPayload(FetchError):
+    """A platform answered with something that breaks its documented contract."""
+
+    kind = "malformed_payload"
+
+
+class Throttled(FetchError):
+    """A platform said "too many requests" in a 200 body (Reddit does): retry the page after ``retry_after``."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def error_classes() -> list[type[LikenessError]]:
+    """Every error class of the tree (a test holds their kinds unique)."""
+    found: list[type[LikenessError]] = []
+    stack: list[type[LikenessError]] = [LikenessError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found

@@ -30,6 +30,23 @@ class EngineFace:
     chip: np.ndarray  # the aligned crop the embedding was computed from (RGB, 150x150 for dlib)
 
 
+@dataclass(frozen=True)
+class Detection:
+    """A face a detector found, in the coordinates of the pixels it was given. ``box`` (x, y, w, h) is already
+    mapped to what dlib's 5-point shape predictor expects (it was trained on HOG boxes); ``landmarks`` are the
+    detector's own points, if it has any (MTCNN: eyes, nose, mouth corners)."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: tuple[tuple[int, int], ...] = ()
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, pixels: np.ndarray) -> list[Detection]: ...
+
+
 class FaceEngine(Protocol):
     name: str
     model: str

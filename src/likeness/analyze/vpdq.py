@@ -16,7 +16,7 @@ import numpy as np
 
 from likeness.analyze.hashing import pdq
 from likeness.analyze.pdq_index import as_words, hamming
-from likeness.errors import LikenessError
+from likeness.errors import VpdqFormatError
 from likeness.media.frames import open_video
 from likeness.settings import MediaLimits
 
@@ -29,10 +29,6 @@ class Feature:
     quality: int
     digest: bytes
     time_s: float
-
-
-class VpdqFormatError(LikenessError):
-    kind = "hash_list"
 
 
 def hash_video(data: bytes, limits: MediaLimits, seconds_per_hash: float = 1.0) -> list[Feature]:

@@ -22,25 +22,13 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from likeness.errors import BlockedAddress, FetchError, LikenessError, TooLarge
+from likeness.errors import BlockedAddress, FetchError, LikenessError, MalformedPayload, TooLarge, TransientFetchError
 from likeness.fetch.guard import PublicOnlyResolver, check_url
 from likeness.fetch.polite import Breaker, HostBuckets, Robots, retry_after
 from likeness.settings import FetchSettings
 
 T = TypeVar("T")
 _MEDIA_TYPES = ("image/", "video/", "application/octet-stream", "binary/octet-stream")
-
-
-class TransientFetchError(FetchError):
-    """Worth retrying: a 5xx, 429 or a dropped connection."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class MalformedPayload(FetchError):
-    kind = "malformed_payload"
 
 
 @dataclass

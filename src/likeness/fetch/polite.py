@@ -13,15 +13,7 @@ from email.utils import parsedate_to_datetime
 from urllib import robotparser
 from urllib.parse import urlsplit
 
-from likeness.errors import FetchError
-
-
-class CircuitOpen(FetchError):
-    kind = "circuit_open"
-
-
-class RobotsDisallowed(FetchError):
-    kind = "robots"
+from likeness.errors import CircuitOpen, RobotsDisallowed
 
 
 class HostBuckets:

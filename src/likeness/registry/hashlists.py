@@ -13,13 +13,9 @@ import io
 import re
 from dataclasses import dataclass
 
-from likeness.errors import LikenessError
+from likeness.errors import HashListError
 
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
-
-
-class HashListError(LikenessError):
-    kind = "hash_list"
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from likeness.catalogue import crawls
-from likeness.errors import LikenessError
+from likeness.errors import LikenessError, Throttled
 from likeness.fetch import Fetcher
 from likeness.log import get_logger
 from likeness.services.app import App
 from likeness.services.scan import Run, ScanSummary
-from likeness.sources.base import Item, MediaRef, Page, Source, Throttled
+from likeness.sources.base import Item, MediaRef, Page, Source
 from likeness.sources.civitai import CivitaiListing, search_tags
 from likeness.sources.deviantart import DeviantartRss, DeviantartTags
 from likeness.sources.reddit import RedditListing

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from likeness.analyze import Analysis, Pipeline
-from likeness.errors import LikenessError
+from likeness.errors import AnalysisFailed, LikenessError
 from likeness.settings import Settings
 
 _pipeline: Pipeline | None = None
-
-
-class AnalysisFailed(LikenessError):
-    kind = "analysis_failed"
 
 
 def init(settings: Settings) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from likeness.errors import LikenessError
+from likeness.errors import MalformedPayload
 
 
 @dataclass(frozen=True)
@@ -70,23 +70,7 @@ class Source(Protocol):
     def page(self, http: Http, cursor: str | None) -> Page: ...
 
 
-class PayloadError(LikenessError):
-    """A platform answered with something that breaks its documented contract."""
-
-    kind = "malformed_payload"
-
-
-class Throttled(LikenessError):
-    """A platform said "too many requests" in a 200 body (Reddit does): retry the page after ``retry_after``."""
-
-    kind = "throttled"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
 def expect(value: object, kind: type, what: str) -> Any:
     if not isinstance(value, kind):
-        raise PayloadError(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
+        raise MalformedPayload(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
     return value

@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from likeness.sources.base import Http, Item, Page, PayloadError, expect
+from likeness.errors import MalformedPayload
+from likeness.sources.base import Http, Item, Page, expect
 
 THUMBNAIL = "width=450"
 ORIGINAL = "original=true"
@@ -62,7 +63,7 @@ def search_tags(http: Http, base_url: str, query: str, limit: int = 20) -> list[
 def _envelope(data: Any, what: str) -> tuple[list[Any], str | None]:
     body = expect(data, dict, f"{what} response")
     if "error" in body or ("message" in body and "items" not in body):
-        raise PayloadError(f"{what}: the API answered with an error: {body.get('error') or body.get('message')}")
+        raise MalformedPayload(f"{what}: the API answered with an error: {body.get('error') or body.get('message')}")
     items = expect(body.get("items"), list, f"{what} items")
     metadata = body.get("metadata") or {}
     cursor = expect(metadata, dict, f"{what} metadata").get("nextCursor")
@@ -75,7 +76,7 @@ def parse_images(data: Any, site: str, thumbnail: str = THUMBNAIL) -> Page:
     for n, entry in enumerate(raw):
         try:
             items.append(image_item(expect(entry, dict, f"item {n}"), site, thumbnail))
-        except (PayloadError, KeyError, TypeError, ValueError) as exc:
+        except (MalformedPayload, KeyError, TypeError, ValueError) as exc:
             rejected.append(f"item {n}: {exc}")
     return Page(items, cursor, rejected)
 
@@ -115,7 +116,7 @@ def parse_models(data: Any, site: str, thumbnail: str = THUMBNAIL) -> Page:
             for version in expect(model.get("modelVersions") or [], list, "modelVersions"):
                 for image in expect(version.get("images") or [], list, "version images"):
                     items.append(_model_image(model, version, image, site, thumbnail))
-        except (PayloadError, KeyError, TypeError, ValueError) as exc:
+        except (MalformedPayload, KeyError, TypeError, ValueError) as exc:
             rejected.append(f"model {n}: {exc}")
     return Page(items, cursor, rejected)
 

@@ -20,7 +20,8 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeXml
 from defusedxml import DefusedXmlException
 
-from likeness.sources.base import Http, Item, Page, PayloadError, expect
+from likeness.errors import MalformedPayload
+from likeness.sources.base import Http, Item, Page, expect
 
 _NS = {"media": "http://search.yahoo.com/mrss/", "atom": "http://www.w3.org/2005/Atom"}
 _TRAILING_ID = re.compile(r"-(\d+)/?$")
@@ -43,15 +44,15 @@ def parse_rss(text: str) -> Page:
     try:
         root = SafeXml.fromstring(text.encode("utf-8"))
     except (SafeXml.ParseError, DefusedXmlException) as exc:
-        raise PayloadError(f"RSS: not a readable feed: {exc}") from exc
+        raise MalformedPayload(f"RSS: not a readable feed: {exc}") from exc
     channel = root.find("channel")
     if root.tag != "rss" or channel is None:
-        raise PayloadError(f"RSS: expected <rss><channel>, got <{root.tag}>")
+        raise MalformedPayload(f"RSS: expected <rss><channel>, got <{root.tag}>")
     items, rejected = [], []
     for n, entry in enumerate(channel.findall("item")):
         try:
             items.append(_rss_item(entry))
-        except (PayloadError, ValueError) as exc:
+        except (MalformedPayload, ValueError) as exc:
             rejected.append(f"item {n}: {exc}")
     return Page(items, _next_offset(channel), rejected)
 
@@ -61,7 +62,7 @@ def _rss_item(entry: Element) -> Item:
     match = _TRAILING_ID.search(link)
     content = entry.find("media:content", _NS)
     if not match or content is None or not content.get("url"):
-        raise PayloadError(f"no deviation id or media:content in {link or 'an item without link'}")
+        raise MalformedPayload(f"no deviation id or media:content in {link or 'an item without link'}")
     thumbs = sorted(entry.findall("media:thumbnail", _NS), key=lambda t: int(t.get("width") or 0))
     medium = content.get("medium") or "image"
     return Item(
@@ -126,12 +127,12 @@ class DeviantartTags:
 def parse_browse(data: Any) -> Page:
     body = expect(data, dict, "browse response")
     if body.get("status") == "error":
-        raise PayloadError(f"DeviantArt API: {body.get('error')}: {body.get('error_description')}")
+        raise MalformedPayload(f"DeviantArt API: {body.get('error')}: {body.get('error_description')}")
     items, rejected = [], []
     for n, entry in enumerate(expect(body.get("results"), list, "results")):
         try:
             item = deviation_item(expect(entry, dict, f"result {n}"))
-        except (PayloadError, KeyError, ValueError) as exc:
+        except (MalformedPayload, KeyError, ValueError) as exc:
             rejected.append(f"result {n}: {exc}")
             continue
         if item is not None:

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from likeness.sources.base import Http, Item, Page, PayloadError, Throttled, expect
+from likeness.errors import MalformedPayload, Throttled
+from likeness.sources.base import Http, Item, Page, expect
 
 _EXT = {"image/jpg": "jpg", "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 
@@ -39,14 +40,14 @@ def parse_listing(data: Any, site: str) -> Page:
     if body.get("error") == 429 or body.get("message") == "Too Many Requests":
         raise Throttled("Reddit answered Too Many Requests", retry_after=60.0)
     if body.get("kind") != "Listing":
-        raise PayloadError(f"listing: expected kind Listing, got {body.get('kind')!r}")
+        raise MalformedPayload(f"listing: expected kind Listing, got {body.get('kind')!r}")
     listing = expect(body.get("data"), dict, "listing data")
     items, rejected = [], []
     for n, child in enumerate(expect(listing.get("children"), list, "listing children")):
         try:
             post = expect(expect(child, dict, f"child {n}").get("data"), dict, f"child {n} data")
             items += post_items(post, site)
-        except (PayloadError, KeyError, TypeError, ValueError) as exc:
+        except (MalformedPayload, KeyError, TypeError, ValueError) as exc:
             rejected.append(f"child {n}: {exc}")
     after = listing.get("after")
     return Page(items, str(after) if after else None, rejected)
