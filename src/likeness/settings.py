@@ -27,6 +27,13 @@ class MediaLimits(BaseModel):
     max_video_frames: int = 200_000
 
 
+class RuntimeSettings(BaseModel):
+    """Where the networks run (analyze/runtime.py): ``cuda`` needs the gpu extra (onnxruntime-gpu)."""
+
+    device: str = "cpu"
+    threads: int = 0  # per process; 0: the runtime's default. Scan workers use 1 each (one worker per core).
+
+
 class FaceSettings(BaseModel):
     engine: str = "dlib"
     # Chosen by bench/detection.py (docs/benchmarks.md): upsample 1 finds far more small faces.
@@ -120,6 +127,7 @@ class Settings(BaseSettings):
     analyzers: list[str] = ["prefilter", "pdq", "faces", "nsfw", "provenance"]
     keep_reference_crops: bool = True
     log_level: str = "WARNING"
+    runtime: RuntimeSettings = RuntimeSettings()
     media: MediaLimits = MediaLimits()
     faces: FaceSettings = FaceSettings()
     nsfw: NsfwSettings = NsfwSettings()
