@@ -96,7 +96,8 @@ class Sighting(Base):
     __table_args__ = (UniqueConstraint("media_id", "location"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
-    location: Mapped[str] = mapped_column(Text)
+    location: Mapped[str] = mapped_column(Text)  # readable: bytes of a file name that are not UTF-8 shown as \xNN
+    location_raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # then: the name's exact bytes
     page_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # crawls: the post or page showing it
     first_seen: Mapped[datetime] = _now()
     last_seen: Mapped[datetime] = _now()
@@ -107,7 +108,7 @@ class CrawlState(Base):
     end, ``backfilled`` is set and later runs only walk from the newest item down to what they have seen."""
 
     __tablename__ = "crawl_state"
-    source: Mapped[str] = mapped_column(String(256), primary_key=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
     cursor: Mapped[str | None] = mapped_column(Text, nullable=True)
     backfilled: Mapped[bool] = mapped_column(Boolean, server_default="false")
     pages: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -121,8 +122,8 @@ class CrawlItem(Base):
     point neither loses nor repeats an item. ``failed`` items (transient errors) are retried on the next run."""
 
     __tablename__ = "crawl_items"
-    source: Mapped[str] = mapped_column(String(256), primary_key=True)
-    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
     status: Mapped[str] = mapped_column(String(16))  # done | failed | skipped
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), nullable=True)
     url: Mapped[str] = mapped_column(Text)

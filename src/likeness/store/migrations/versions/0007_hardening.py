@@ -1,0 +1,27 @@
+"""hardening: crawl sources and item keys of any length; the exact bytes of file names that are not UTF-8
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.alter_column("crawl_state", "source", type_=sa.Text(), existing_nullable=False)
+    op.alter_column("crawl_items", "source", type_=sa.Text(), existing_nullable=False)
+    op.alter_column("crawl_items", "key", type_=sa.Text(), existing_nullable=False)
+    op.add_column("sightings", sa.Column("location_raw", sa.LargeBinary(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("sightings", "location_raw")
+    op.alter_column("crawl_items", "key", type_=sa.String(256), existing_nullable=False)
+    op.alter_column("crawl_items", "source", type_=sa.String(256), existing_nullable=False)
+    op.alter_column("crawl_state", "source", type_=sa.String(256), existing_nullable=False)
