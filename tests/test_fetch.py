@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from likeness.errors import BlockedAddress, FetchError, TooLarge
+from likeness.errors import BlockedAddress, FetchError, TooLarge, UnsafeUrl
 from likeness.fetch import Fetcher, check_url
 from likeness.fetch.polite import CircuitOpen, RobotsDisallowed
 from likeness.services import scan
@@ -26,6 +27,12 @@ class _Handler(BaseHTTPRequestHandler):
             "/big.jpg": (200, b"\xff\xd8\xff" + b"0" * 5000),
             "/always-503.jpg": (503, b"busy"),
         }
+        if self.path == "/robots.txt" and self.server.robots_status:  # type: ignore[attr-defined]
+            time.sleep(self.server.robots_delay_s)  # type: ignore[attr-defined]
+            self.send_response(self.server.robots_status)  # type: ignore[attr-defined]
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path in ("/to-metadata", "/robots.txt") and self.server.robots_redirect:  # type: ignore[attr-defined]
             self.send_response(302)
             self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
@@ -57,6 +64,8 @@ _SERVERS: dict[str, ThreadingHTTPServer] = {}
 def server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.robots_redirect = False  # type: ignore[attr-defined]
+    httpd.robots_status = 0  # type: ignore[attr-defined]
+    httpd.robots_delay_s = 0.0  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -85,7 +94,7 @@ def test_literal_private_addresses_are_refused(url: str) -> None:
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "gopher://x"])
 def test_other_schemes_are_refused(url: str) -> None:
-    with pytest.raises(FetchError, match="only http and https"):
+    with pytest.raises(UnsafeUrl, match="only http and https"):
         check_url(url)
 
 
@@ -152,6 +161,26 @@ def test_robots_txt_redirecting_to_a_private_address_means_stay_out(server: str)
         return None if url.startswith(server) else check_url(url)
 
     _SERVERS[server].robots_redirect = True  # type: ignore[attr-defined]
-    with Fetcher(FetchSettings(retries=1), 1 << 20, guard) as fetcher, pytest.raises(RobotsDisallowed):
+    stay_out = pytest.raises(RobotsDisallowed, match=r"robots\.txt unreachable \(.*169\.254\.169\.254.*\); staying out")
+    with Fetcher(FetchSettings(retries=1), 1 << 20, guard) as fetcher, stay_out:
         fetcher.get(server + "/face.jpg")
     assert "http://169.254.169.254/latest/meta-data/" in hops
+
+
+@pytest.mark.parametrize(("status", "delay_s", "says"), [(503, 0.0, r"HTTP 503"), (200, 3.0, r"timed out")])
+def test_an_unreachable_robots_txt_means_stay_out_and_the_message_says_why(
+    server: str, status: int, delay_s: float, says: str
+) -> None:
+    """RFC 9309 §2.3.1.4: a 5xx or a timeout on robots.txt means complete disallow; the item says it was that."""
+    _SERVERS[server].robots_status, _SERVERS[server].robots_delay_s = status, delay_s  # type: ignore[attr-defined]
+    settings = FetchSettings(retries=1, timeout_s=0.5, allow_private_networks=True)
+    stay_out = pytest.raises(RobotsDisallowed, match=rf"robots\.txt unreachable \({says}.*\); staying out")
+    with Fetcher(settings, 1 << 20) as fetcher, stay_out:
+        fetcher.get(server + "/face.jpg")
+
+
+def test_a_scan_reports_a_name_that_does_not_resolve_as_dns(app: App) -> None:
+    """Was "robots disallowed": robots.txt could not be read because the name does not exist (RFC 6761 .invalid)."""
+    summary = scan.scan(app.store, app.settings, ["http://likeness-scan-test.invalid/face.jpg"])
+    assert [e.kind for e in summary.errors] == ["dns"]
+    assert "does not resolve" in summary.errors[0].message

@@ -1,4 +1,5 @@
-"""The politeness parts on their own: token bucket, pauses, circuit breaker, Retry-After, Crawl-delay."""
+"""The politeness parts on their own: token bucket, pauses, circuit breaker, Retry-After, Crawl-delay, and what
+robots.txt answers mean (RFC 9309)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from email.utils import formatdate
 
 import pytest
 
-from likeness.fetch.polite import Breaker, CircuitOpen, HostBuckets, retry_after
+from likeness.errors import RobotsDisallowed
+from likeness.fetch.polite import Breaker, CircuitOpen, HostBuckets, Robots, RobotsFile, retry_after
 
 
 class Clock:
@@ -83,3 +85,36 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     now = time.time()
     assert retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30, abs=1)
     assert retry_after("soon") is None and retry_after(None) is None
+
+
+ROBOTS = {
+    "http://rules.test/robots.txt": RobotsFile(200, "User-agent: *\nDisallow: /private/\n"),
+    "http://none.test/robots.txt": RobotsFile(404),
+    "http://busy.test/robots.txt": RobotsFile(503, unreachable="HTTP 503"),
+    "http://down.test/robots.txt": RobotsFile(0, unreachable="timed out (the limit is 30 s)"),
+}
+
+
+def _robots_verdict(robots: Robots, url: str) -> str:
+    try:
+        asyncio.run(robots.check(url))
+    except RobotsDisallowed as exc:
+        return str(exc)
+    return "allowed"
+
+
+def test_robots_answers_follow_rfc_9309_and_an_unreachable_file_says_so() -> None:
+    asked: list[str] = []
+
+    async def fetch(url: str) -> RobotsFile:
+        asked.append(url)
+        return ROBOTS[url]
+
+    robots = Robots("likeness", fetch, HostBuckets(1.0, 1))
+    assert _robots_verdict(robots, "http://rules.test/a.jpg") == "allowed"
+    assert "disallowed by http://rules.test/robots.txt" in _robots_verdict(robots, "http://rules.test/private/a.jpg")
+    assert _robots_verdict(robots, "http://none.test/private/a.jpg") == "allowed"  # 4xx: no rules
+    busy = _robots_verdict(robots, "http://busy.test/a.jpg")
+    assert "robots.txt unreachable (HTTP 503)" in busy and "staying out" in busy
+    assert "robots.txt unreachable (timed out" in _robots_verdict(robots, "http://down.test/a.jpg")
+    assert len(asked) == len(set(asked)) == 4  # read once per origin

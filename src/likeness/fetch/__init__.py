@@ -1,6 +1,6 @@
-"""Getting bytes safely: one HTTP client behind one seam."""
+"""Getting bytes safely: one HTTP client behind one seam, and the SSRF guard every URL passes."""
 
-from likeness.fetch.guard import check_url
-from likeness.fetch.http import Fetcher, read_location
+from likeness.fetch.guard import Guard, StaticResolver, check_url, redact
+from likeness.fetch.http import Fetcher
 
-__all__ = ["Fetcher", "check_url", "read_location"]
+__all__ = ["Fetcher", "Guard", "StaticResolver", "check_url", "redact"]

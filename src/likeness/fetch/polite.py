@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib import robotparser
 from urllib.parse import urlsplit
 
 from likeness.errors import CircuitOpen, RobotsDisallowed
+from likeness.fetch.guard import redact
 
 
 class HostBuckets:
@@ -71,37 +73,56 @@ class Breaker:
             self._open_until[host] = self.clock() + self.cooldown_s
 
 
-RobotsFetch = Callable[[str], Awaitable[tuple[int, str]]]  # url -> (status, body); status 0 when unreachable
+@dataclass(frozen=True)
+class RobotsFile:
+    """What fetching a robots.txt gave: an HTTP status and body, or status 0 and why it could not be had."""
+
+    status: int
+    body: str = ""
+    unreachable: str = ""  # for people: "HTTP 503", "timed out after 30 s", "connection refused", ...
+
+
+RobotsFetch = Callable[[str], Awaitable[RobotsFile]]
 
 
 class Robots:
-    """robots.txt per origin, read once (RFC 9309: a 4xx means no rules, an unreachable file means stay out)."""
+    """robots.txt per origin, read once. RFC 9309 §2.3.1: a 2xx is the rules, a 4xx means no rules, and a file
+    that is unreachable (5xx, a timeout, a refused connection) means stay out; the message then says so, so a
+    host that is down never reads as one that forbids us. A name that does not resolve or an address the guard
+    refuses is raised by ``fetch`` as what it is, and nothing is remembered for the origin."""
 
     def __init__(self, user_agent: str, fetch: RobotsFetch, buckets: HostBuckets) -> None:
         self.user_agent, self.fetch, self.buckets = user_agent, fetch, buckets
-        self._rules: dict[str, robotparser.RobotFileParser] = {}
+        self._rules: dict[str, tuple[robotparser.RobotFileParser, str]] = {}  # origin -> (rules, unreachable)
 
     async def check(self, url: str) -> None:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._rules:
             self._rules[origin] = await self._load(origin, parts.hostname or "")
-        if not self._rules[origin].can_fetch(self.user_agent, url):
-            raise RobotsDisallowed(f"{url}: disallowed by {origin}/robots.txt")
+        rules, unreachable = self._rules[origin]
+        if rules.can_fetch(self.user_agent, url):
+            return
+        if unreachable:
+            raise RobotsDisallowed(
+                f"{redact(url)}: robots.txt unreachable ({unreachable}); staying out of {redact(origin)} (RFC 9309)"
+            )
+        raise RobotsDisallowed(f"{redact(url)}: disallowed by {redact(origin)}/robots.txt")
 
-    async def _load(self, origin: str, host: str) -> robotparser.RobotFileParser:
-        status, body = await self.fetch(f"{origin}/robots.txt")
-        rules = robotparser.RobotFileParser()
-        if status == 200:
-            rules.parse(body.splitlines())
-        elif 400 <= status < 500:
+    async def _load(self, origin: str, host: str) -> tuple[robotparser.RobotFileParser, str]:
+        answer = await self.fetch(f"{origin}/robots.txt")
+        rules, unreachable = robotparser.RobotFileParser(), ""
+        if 200 <= answer.status < 300:
+            rules.parse(answer.body.splitlines())
+        elif 400 <= answer.status < 500:
             rules.parse([])
         else:
+            unreachable = answer.unreachable or f"HTTP {answer.status}"
             rules.parse(["User-agent: *", "Disallow: /"])
         delay = rules.crawl_delay(self.user_agent)
         if delay:
             self.buckets.slow_down(host, 1 / float(delay))
-        return rules
+        return rules, unreachable
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
