@@ -1,5 +1,6 @@
-"""Real PostgreSQL (pgserver) for every test: one server per session, a fresh database per test cloned from
-a migrated template, so tests never see each other's rows and the append-only audit log stays append-only."""
+"""Real PostgreSQL (the embedded server, store/embedded.py) for every test: one server per session, a fresh
+database per test cloned from a migrated template, so tests never see each other's rows and the append-only audit
+log stays append-only."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pgserver
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
 from likeness.services.app import App, open_app
 from likeness.settings import ScanSettings, Settings
+from likeness.store import embedded
 from likeness.store.db import _with_driver, upgrade
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -25,18 +27,36 @@ EVAL_DATA = Path(os.environ.get("LIKENESS_EVAL_DATA", SHARED / "eval-data"))
 _counter = itertools.count()
 
 
+class PgServer:
+    """The session's server: a private embedded one in a temporary home (password login, socket in a 0700
+    directory), with what tests use of it."""
+
+    def __init__(self, endpoint: embedded.Endpoint) -> None:
+        self.endpoint = endpoint
+
+    def get_uri(self, database: str = "postgres") -> str:
+        return self.endpoint.url(database)
+
+    def psql(self, sql: str) -> None:
+        """Run SQL in autocommit mode (CREATE DATABASE needs it: one such statement per call)."""
+        with psycopg.connect(**self.endpoint.conninfo(), autocommit=True) as conn:
+            conn.execute(sql.encode())
+
+
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pgserver.PostgresServer]:
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-    server.psql("CREATE DATABASE likeness_template;")
-    engine = create_engine(_with_driver(server.get_uri("likeness_template")))
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    server = embedded.server(tmp_path_factory.mktemp("home") / "pg")
+    instance = PgServer(server.acquire())
+    instance.psql("CREATE DATABASE likeness_template;")
+    engine = create_engine(instance.get_uri("likeness_template"))
     upgrade(engine)
     engine.dispose()
-    yield server
+    yield instance
+    server.release()
 
 
 @pytest.fixture
-def database_url(pg: pgserver.PostgresServer) -> str:
+def database_url(pg: PgServer) -> str:
     name = f"t{os.getpid()}_{next(_counter)}"
     admin = create_engine(_with_driver(pg.get_uri("postgres")), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
