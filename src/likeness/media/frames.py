@@ -2,6 +2,11 @@
 
 A frame is kept at the start, then every ``frame_every_s`` seconds, and at the end; a frame whose PDQ hash
 is within ``frame_skip_distance`` of the last kept one is skipped (a still shot yields one frame, not hundreds).
+
+Limits hold whatever a file declares: a video's length is what its container says, else what its stream says
+(duration, or frames over rate), and in any case decoding stops with TooLarge at the first frame past
+``max_duration_s`` (a Matroska file may declare no duration at all); an animation stops at its frame and
+decoded-pixel limits even if its header lied about them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import numpy as np
 import pdqhash
 from PIL import Image, ImageSequence
 
-from likeness.errors import CorruptMedia, TooLarge
+from likeness.errors import CorruptMedia, TooLarge, TooManyFrames
+from likeness.media.containers import demuxer
 from likeness.settings import MediaLimits
 
 Pixels = Callable[[], np.ndarray]  # a frame's RGB pixels, computed on demand
@@ -48,44 +54,90 @@ class Video:
     stream: av.VideoStream
     width: int
     height: int
-    duration_s: float
+    duration_s: float | None  # declared by the container or the stream; None when neither says
     frame_rate: float  # the stream's average rate, else its base rate (what vPDQ uses)
+    max_duration_s: float
+
+    def decode(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Every frame with its time from the first one; TooLarge at the first frame past the duration limit."""
+        start: float | None = None
+        for index, frame in enumerate(self.container.decode(self.stream)):
+            time_s = _time(frame, index, self.frame_rate)
+            start = time_s if start is None else start
+            if time_s - start > self.max_duration_s:
+                raise TooLarge(
+                    f"video runs past {time_s - start:.0f} s (its container said {_said(self.duration_s)}); "
+                    f"the limit is {self.max_duration_s:.0f} s"
+                )
+            yield time_s - start, frame
+
+
+def _time(frame: av.VideoFrame, index: int, rate: float) -> float:
+    """A frame's presentation time; a stream without timestamps is timed by its rate."""
+    if frame.time is not None:
+        return float(frame.time)
+    return index / rate if rate > 0 else 0.0
+
+
+def _said(duration: float | None) -> str:
+    return "nothing" if duration is None else f"{duration:.0f} s"
 
 
 @contextmanager
 def open_video(data: bytes, limits: MediaLimits) -> Iterator[Video]:
-    """An open video within the duration and frame-size limits; decoding errors in the body become CorruptMedia."""
+    """An open video within the duration and frame-size limits, read by the demuxer its magic bytes name (FFmpeg
+    would otherwise probe every format it knows); decoding errors in the body become CorruptMedia."""
+    if (name := demuxer(data)) is None:
+        raise CorruptMedia("not an MP4, QuickTime, Matroska or WebM video")
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        # metadata_errors: a tag that is not UTF-8 would otherwise fail the open itself
+        with av.open(io.BytesIO(data), mode="r", format=name, metadata_errors="replace") as container:
             if not container.streams.video:
                 raise CorruptMedia("no video stream")
             stream = container.streams.video[0]
-            duration = (container.duration or 0) / 1e6
-            if duration > limits.max_duration_s:
+            if stream.codec_context is None:
+                raise CorruptMedia("the video stream's codec is unknown")
+            rate = float(stream.average_rate or stream.base_rate or 0)
+            duration = _declared_duration(container, stream, rate)
+            if duration is not None and duration > limits.max_duration_s:
                 raise TooLarge(f"video is {duration:.0f} s long; the limit is {limits.max_duration_s:.0f} s")
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > limits.max_pixels:
                 raise TooLarge(f"{width}x{height} video frames are over the {limits.max_pixels}-pixel limit")
-            rate = float(stream.average_rate or stream.base_rate or 0)
-            yield Video(container, stream, width, height, duration, rate)
+            yield Video(container, stream, width, height, duration, rate, limits.max_duration_s)
     except av.FFmpegError as exc:
         raise CorruptMedia(f"cannot decode video: {exc}") from exc
 
 
+def _declared_duration(container: av.container.InputContainer, stream: av.VideoStream, rate: float) -> float | None:
+    """The longest of what the container and the video stream declare (duration, or frame count over rate)."""
+    said = []
+    if container.duration is not None and container.duration > 0:
+        said.append(container.duration / 1e6)
+    if stream.duration is not None and stream.duration > 0 and stream.time_base:
+        said.append(float(stream.duration * stream.time_base))
+    if stream.frames > 0 and rate > 0:
+        said.append(stream.frames / rate)
+    return max(said) if said else None
+
+
 def sample_video(data: bytes, limits: MediaLimits) -> Sampled:
     with open_video(data, limits) as video:
-        frames = _video_frames(video.container, video.stream, limits)
-        return _sample(frames, video.width, video.height, video.duration_s, limits)
+        last = [0.0]
+        sampled = _sample(_video_frames(video, limits, last), video.width, video.height, 0.0, limits)
+        duration = video.duration_s if video.duration_s is not None else last[0]
+        return replace(sampled, duration_s=duration)
 
 
 def sample_animation(img: Image.Image, limits: MediaLimits) -> Sampled:
-    """An animated GIF or WebP (its frame count was checked by the caller)."""
+    """An animated GIF, PNG, WebP or AVIF, or a TIFF's pages (the caller checked what the file declares; a lying
+    header is stopped here, before the frame past a limit is decoded)."""
 
     def frames() -> Iterator[tuple[int, float, Pixels]]:
-        clock = 0.0
+        clock, area = 0.0, 0
         for index, frame in enumerate(ImageSequence.Iterator(img)):
-            rgb = frame.convert("RGB")  # the iterator reuses one object: copy the frame out now
-            yield index, clock, partial(_fit, rgb, limits.analysis_max_side)
+            area += _within(index, frame.size, area, limits)
+            yield index, clock, partial(_fit_frame, img, index, limits.analysis_max_side)
             clock += (frame.info.get("duration") or 100) / 1000
 
     sampled = _sample(frames(), img.width, img.height, 0.0, limits)
@@ -93,15 +145,26 @@ def sample_animation(img: Image.Image, limits: MediaLimits) -> Sampled:
     return Sampled(sampled.frames, img.width, img.height, last, sampled.decoded, sampled.warnings)
 
 
-def _video_frames(
-    container: av.container.InputContainer, stream: av.VideoStream, limits: MediaLimits
-) -> Iterator[tuple[int, float, Pixels]]:
-    w, h = stream.codec_context.width, stream.codec_context.height
+def _within(index: int, size: tuple[int, int], decoded: int, limits: MediaLimits) -> int:
+    """The pixels of frame ``index``, once it is known to keep the animation within its limits."""
+    pixels = size[0] * size[1]
+    if index >= limits.max_frames:
+        raise TooManyFrames(f"more than {limits.max_frames} frames; the limit is {limits.max_frames}")
+    if pixels > limits.max_pixels or decoded + pixels > limits.max_animation_pixels:
+        raise TooLarge(
+            f"frame {index} ({size[0]}x{size[1]}) would take the decoded pixels over the limit "
+            f"({limits.max_pixels} a frame, {limits.max_animation_pixels} in all)"
+        )
+    return pixels
+
+
+def _video_frames(video: Video, limits: MediaLimits, last: list[float]) -> Iterator[tuple[int, float, Pixels]]:
+    """Decoded frames, each with a function that scales it for analysis; ``last`` ends as the last frame's time."""
+    w, h = video.width, video.height
     scale = min(1.0, limits.analysis_max_side / max(w, h, 1))
     width, height = max(2, round(w * scale)), max(2, round(h * scale))
-    base = stream.time_base or 0
-    for index, frame in enumerate(container.decode(stream)):
-        time_s = float(frame.pts * base) if frame.pts is not None else 0.0
+    for index, (time_s, frame) in enumerate(video.decode()):
+        last[0] = time_s
         yield index, time_s, partial(frame.to_ndarray, format="rgb24", width=width, height=height)
 
 
@@ -144,6 +207,12 @@ def _keep(kept: list[Frame], frame: Frame, last_hash: np.ndarray | None, limits:
     return last_hash
 
 
-def _fit(img: Image.Image, side: int) -> np.ndarray:
-    img.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return np.asarray(img)
+def _fit_frame(img: Image.Image, index: int, side: int) -> np.ndarray:
+    """Frame ``index`` in RGB, scaled for analysis. Only kept frames are converted (converting every frame of a
+    large canvas cost more than decoding it), while the iterator is still on them; a TIFF page that is not kept is
+    never decoded at all."""
+    if img.tell() != index:  # the sampler stopped at a limit and came back for the last frame it had seen
+        img.seek(index)
+    rgb = img.convert("RGB")
+    rgb.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(rgb)
