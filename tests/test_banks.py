@@ -105,9 +105,9 @@ def test_cli_import_reports_bad_lines_and_exits_1(
     get_settings.cache_clear()
     bad = tmp_path / "bad.txt"
     bad.write_text("f" * 64 + "\nzzz\n")
-    result = CliRunner().invoke(cli, ["hashes", "import", str(bad), "--bank", "ncii"])
+    result = CliRunner().invoke(cli, ["hashes", "import", str(bad), "--bank", "ncii", "--create-bank"])
     get_settings.cache_clear()
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # malformed input: a usage error
     assert "1 malformed line(s), nothing imported: line 2: not a PDQ hash" in " ".join(result.output.split())
 
 

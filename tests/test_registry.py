@@ -36,9 +36,11 @@ def test_name_is_encrypted_at_rest_and_reference_photos_are_not_stored(app: App,
         raw = conn.execute(text("SELECT name_enc FROM subjects")).scalar_one()
         dump = " ".join(str(r) for r in conn.execute(text("SELECT * FROM subjects")).all())
         crop = conn.execute(text("SELECT crop_enc FROM subject_references")).scalar_one()
+        key_id = conn.execute(text("SELECT key_id FROM subjects")).scalar_one()
     assert b"Eileen" not in bytes(raw) and "Eileen" not in dump
-    assert not bytes(crop).startswith(b"\xff\xd8")  # the kept face crop is sealed too
-    assert app.store.box.open(bytes(crop)).startswith(b"\xff\xd8")
+    assert not bytes(crop).startswith(b"\xff\xd8")  # the kept face crop is sealed too, with the subject's own key
+    key = app.store.box.key(key_id)
+    assert key is not None and key.open(bytes(crop)).startswith(b"\xff\xd8")
     assert subjects.list_subjects(app)[0].name == "Eileen Marie Collins"
     assert photo.read_bytes()  # the operator's file is theirs: we neither copy nor delete it
 

@@ -39,7 +39,7 @@ def test_state_changes_are_audited_in_a_verifiable_chain(app: App, scanned: corp
     assert (_events(app, "match.confirmed"), _events(app, "match.rejected")) == (1, 1)
     assert [r.status for r in review.list_matches(app, "confirmed")] == ["confirmed"]
     with app.store.transaction() as session:
-        assert audit.verify(session) is None
+        assert audit.verify(session).intact
 
 
 def test_audit_log_refuses_update_and_delete(app: App, scanned: corpus.Corpus) -> None:
@@ -51,9 +51,9 @@ def test_audit_log_refuses_update_and_delete(app: App, scanned: corpus.Corpus) -
 def test_tampering_is_detected_by_verify(app: App, scanned: corpus.Corpus) -> None:
     with app.store.engine.begin() as conn:  # an attacker with superuser rights drops the trigger first
         conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
-        conn.execute(text("UPDATE audit_log SET details = '{}' WHERE id = 2"))
+        conn.execute(text("UPDATE audit_log SET details = '{}' WHERE seq = 2"))
     with app.store.transaction() as session:
-        assert audit.verify(session) == 2
+        assert audit.verify(session).first_bad == 2
 
 
 def test_cli_matches_json_confirm_and_report(
@@ -73,7 +73,7 @@ def test_cli_matches_json_confirm_and_report(
     assert rows[0]["kind"] == "face" and rows[0]["subject"] == "Eileen" and rows[0]["status"] == "new"
     assert runner.invoke(cli, ["matches", "confirm", str(rows[0]["id"])]).exit_code == 0
     missing = runner.invoke(cli, ["matches", "confirm", "99999"])
-    assert missing.exit_code == 1 and "no match 99999" in missing.output
+    assert missing.exit_code == 2 and "no match 99999" in missing.output
     out = tmp_path / "report.html"
     made = runner.invoke(cli, ["report", "--out", str(out)])
     assert made.exit_code == 0, made.output

@@ -1,12 +1,16 @@
 """A self-contained HTML report: for each match the reference face beside the face found, score, tier, source.
 
 Found crops are cut from the source at report time (we keep embeddings, not pictures); ``read`` is the
-caller's way of getting a location's bytes, so this module does no I/O policy of its own.
+caller's way of getting a location's bytes, so this module does no I/O policy of its own. A report holds names
+and faces in clear: it is created readable by its owner only (0600), and withdrawal cannot reach it afterwards.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,15 +18,14 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from PIL import Image, ImageFilter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from likeness.cases.review import MatchRow, list_matches
-from likeness.errors import LikenessError
+from likeness.errors import InvalidInput, LikenessError
 from likeness.media import decode, jpeg
+from likeness.registry.subjects import reference_crop
 from likeness.settings import Settings
 from likeness.store.crypto import Box
-from likeness.store.models import SubjectReference
 
 Reader = Callable[[str], bytes]
 _env = Environment(loader=PackageLoader("likeness.cases"), autoescape=select_autoescape())
@@ -52,23 +55,24 @@ def render(session: Session, box: Box, settings: Settings, read: Reader, status:
 
 
 def write(path: Path, html: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    """Atomically, into a file created with mode 0600 (mkstemp's), never widened by the umask or a chmod."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"{path.parent}: no such folder") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(html)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _reference_crop(session: Session, box: Box, subject_id: int) -> str | None:
-    crop = session.scalar(
-        select(SubjectReference.crop_enc)
-        .where(
-            SubjectReference.subject_id == subject_id,
-            SubjectReference.crop_enc.is_not(None),
-            ~SubjectReference.is_outlier,
-        )
-        .order_by(SubjectReference.quality.desc())
-        .limit(1)
-    )
-    return _data_uri(box.open(crop)) if crop else None
+    crop = reference_crop(session, box, subject_id)
+    return _data_uri(crop) if crop else None
 
 
 def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | None, str]:

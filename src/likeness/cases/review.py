@@ -1,17 +1,22 @@
-"""Review states. new | on_hold -> confirmed | rejected; every change is audited in the same transaction."""
+"""Review states. new | on_hold -> confirmed | rejected; every change is audited in the same transaction.
+
+Names and submission labels are decrypted here for people, each with its owner's key; the matches of a withdrawn
+subject (marked, or whose key is gone) are not shown.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from likeness.errors import LikenessError, NotFound
+from likeness.registry.hashes import submission_labels
 from likeness.store import audit
-from likeness.store.crypto import Box
+from likeness.store.crypto import Box, DataKey
 from likeness.store.models import Face, Match, Media, ProtectedHash, Sighting, Subject
 
 STATUSES = ("new", "on_hold", "confirmed", "rejected")  # on_hold: parked by flood quarantine
@@ -101,7 +106,25 @@ def list_matches(session: Session, box: Box, status: str | None = None, media_id
     query = _matches_query(status)
     if media_id is not None:
         query = query.where(Match.media_id == media_id)
-    return [_row(record, box) for record in session.execute(query)]
+    keys: dict[str | None, DataKey | None] = {}
+    rows = [row for record in session.execute(query) if (row := _row(record, box, keys)) is not None]
+    return _with_labels(session, rows)
+
+
+def _with_labels(session: Session, rows: list[MatchRow]) -> list[MatchRow]:
+    """vPDQ details name their submission by id: people read its label (while it is not withdrawn)."""
+    ids = {r.detail["submission"] for r in rows if r.detail and isinstance(r.detail.get("submission"), str)}
+    if not ids:
+        return rows
+    labels = submission_labels(session, ids)
+    return [_labelled(r, labels) for r in rows]
+
+
+def _labelled(row: MatchRow, labels: dict[str, str]) -> MatchRow:
+    submission = row.detail.get("submission") if row.detail else None
+    if row.detail is None or submission not in labels:
+        return row
+    return replace(row, detail={**row.detail, "submission": labels[submission]})
 
 
 def _matches_query(status: str | None) -> Select[Any]:
@@ -110,21 +133,30 @@ def _matches_query(status: str | None) -> Select[Any]:
         select(Sighting.media_id, func.min(Sighting.location).label("location")).group_by(Sighting.media_id).subquery()
     )
     query = (
-        select(Match, Media.sha256, Media.nsfw, Media.provenance, first_seen.c.location, Subject.name_enc,
-               ProtectedHash.bank, Face.frame, Face.x, Face.y, Face.w, Face.h)
+        select(Match, Media.sha256, Media.nsfw, Media.provenance, first_seen.c.location, Subject.key_id,
+               Subject.name_enc, ProtectedHash.bank, Face.frame, Face.x, Face.y, Face.w, Face.h)
         .join(Media, Media.id == Match.media_id)
         .join(first_seen, first_seen.c.media_id == Match.media_id)
         .outerjoin(Subject, Subject.id == Match.subject_id)
         .outerjoin(ProtectedHash, ProtectedHash.id == Match.hash_id)
         .outerjoin(Face, Face.id == Match.face_id)
+        .where(or_(Match.subject_id.is_(None), Subject.withdrawn_at.is_(None)))
         .order_by(Match.id)
     )  # fmt: skip
     return query.where(Match.status == status) if status else query
 
 
-def _row(record: Row[Any], box: Box) -> MatchRow:
-    m, sha, nsfw, prov, loc, name_enc, bank, frame, x, y, w, h = tuple(record)
-    target = box.open_text(name_enc) if name_enc is not None else bank
+def _row(record: Row[Any], box: Box, keys: dict[str | None, DataKey | None]) -> MatchRow | None:
+    """The match for people; None for a face match whose subject's key is gone (withdrawn)."""
+    m, sha, nsfw, prov, loc, key_id, name_enc, bank, frame, x, y, w, h = tuple(record)
+    target = bank
+    if m.subject_id is not None:
+        if key_id not in keys:
+            keys[key_id] = box.key(key_id)
+        key = keys[key_id]
+        if key is None:
+            return None
+        target = key.open_text(name_enc)
     face_box = (x, y, w, h) if x is not None else None
     return MatchRow(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha, face_box,
                     frame or m.frame or 0, nsfw, prov or {}, m.created_at, m.detail)  # fmt: skip

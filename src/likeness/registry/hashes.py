@@ -1,17 +1,27 @@
-"""Protected-image hashes in named banks: only the perceptual hash is ever stored, never the image."""
+"""Protected-image hashes in named banks: only the perceptual hash is ever stored, never the image.
+
+The hashes one person submits together form a submission (an NCII submission) with a data key of its own: the
+label the operator gave it is sealed with that key, and rows refer to the submission by a random id. Labels are
+found again through a short keyed index (a bucket of a few submissions, each decrypted and compared). Withdrawing
+a submission's last hash withdraws the submission: store.keys.erase_withdrawn destroys its key and its row.
+"""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict, dataclass, fields
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from likeness.analyze import PDQ_ALGORITHM
 from likeness.errors import LikenessError, NotFound
 from likeness.store import audit
-from likeness.store.models import Bank, ProtectedHash
+from likeness.store.crypto import box_of
+from likeness.store.models import Bank, ProtectedHash, Submission
+
+_LABEL_LOCK = 7_243_022  # with the label's index: one writer per bucket, so a label names one submission
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,7 @@ class StoredHash:
     id: int
     digest: bytes
     quality: int | None
-    submission: str | None
+    submission: str | None  # the submission's id (``submission_for`` turns a label into one)
     algorithm: str = PDQ_ALGORITHM
     frame: int | None = None  # vPDQ: where in the protected video
     time_s: float | None = None
@@ -94,11 +104,44 @@ def add_hash(session: Session, bank: str, entry: StoredHash) -> tuple[int, bool]
     return existing, False
 
 
+def submission_for(session: Session, label: str, *, create: bool = False) -> str | None:
+    """The id of the active submission labelled ``label``; with ``create``, a new one (with its own key) if none."""
+    box = box_of(session)
+    index = box.label_index(label)
+    session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _LABEL_LOCK, "b": index})
+    bucket = select(Submission).where(Submission.label_index == index, Submission.withdrawn_at.is_(None))
+    for candidate in session.scalars(bucket.order_by(Submission.created_at)):
+        key = box.key(candidate.key_id)
+        if key is not None and candidate.label_enc is not None and key.open_text(candidate.label_enc) == label:
+            return candidate.id
+    if not create:
+        return None
+    key = box.new_key(session)
+    submission = Submission(id=secrets.token_hex(16), key_id=key.id, label_enc=key.seal_text(label), label_index=index)
+    session.add(submission)
+    session.flush()
+    details, personal = {"submission": submission.id}, {"label": label}
+    audit.record(session, "submission.created", "submission", None, details, personal=personal, owner=key)
+    return submission.id
+
+
+def submission_labels(session: Session, ids: set[str]) -> dict[str, str]:
+    """The labels of these submissions, for people; a withdrawn one (its key gone) has none."""
+    box = box_of(session)
+    labels = {}
+    for submission in session.scalars(select(Submission).where(Submission.id.in_(ids))):
+        key = box.key(submission.key_id) if submission.withdrawn_at is None else None
+        if key is not None and submission.label_enc is not None:
+            labels[submission.id] = key.open_text(submission.label_enc)
+    return labels
+
+
 def withdraw(session: Session, *, hash_ids: list[int] | None = None, submission: str | None = None) -> int:
-    """Delete hashes (and, by cascade, their matches); each withdrawal is audited. Returns how many went."""
-    query = select(ProtectedHash.id, ProtectedHash.bank)
+    """Delete hashes (and, by cascade, their matches); each withdrawal is audited. A submission left without
+    hashes is marked withdrawn (its key and label are destroyed next: store.keys). Returns how many hashes went."""
+    query = select(ProtectedHash.id, ProtectedHash.bank, ProtectedHash.submission)
     if submission is not None:
-        query = query.where(ProtectedHash.submission == submission)
+        query = query.where(ProtectedHash.submission == _existing(session, submission))
     elif hash_ids:
         query = query.where(ProtectedHash.id.in_(hash_ids))
     else:
@@ -108,8 +151,17 @@ def withdraw(session: Session, *, hash_ids: list[int] | None = None, submission:
         raise NotFound("no such protected hash" + (f" in submission {submission!r}" if submission else "s"))
     session.execute(delete(ProtectedHash).where(ProtectedHash.id.in_([r.id for r in rows])))
     for row in rows:
-        audit.record(session, "hash.withdrawn", "hash", row.id, {"bank": row.bank, "submission": submission})
+        audit.record(session, "hash.withdrawn", "hash", row.id, {"bank": row.bank, "submission": row.submission})
+    _withdraw_emptied(session, {r.submission for r in rows if r.submission is not None})
     return len(rows)
+
+
+def _withdraw_emptied(session: Session, submission_ids: set[str]) -> None:
+    still_used = select(ProtectedHash.submission).where(ProtectedHash.submission.in_(submission_ids))
+    emptied = select(Submission.id).where(Submission.id.in_(submission_ids), Submission.id.not_in(still_used))
+    for submission_id in session.scalars(emptied).all():
+        session.execute(update(Submission).where(Submission.id == submission_id).values(withdrawn_at=func.now()))
+        audit.record(session, "submission.withdrawn", "submission", None, {"submission": submission_id})
 
 
 def banks(session: Session) -> list[BankInfo]:
@@ -127,5 +179,12 @@ def hashes_in(session: Session, bank: str, submission: str | None = None) -> lis
     columns = [getattr(ProtectedHash, f.name) for f in fields(StoredHash)]
     query = select(*columns).where(ProtectedHash.bank == bank).order_by(ProtectedHash.frame, ProtectedHash.id)
     if submission is not None:
-        query = query.where(ProtectedHash.submission == submission)
+        query = query.where(ProtectedHash.submission == _existing(session, submission))
     return [StoredHash(*row) for row in session.execute(query)]
+
+
+def _existing(session: Session, label: str) -> str:
+    found = submission_for(session, label)
+    if found is None:
+        raise NotFound(f"no submission {label!r}")
+    return found

@@ -1,11 +1,19 @@
-"""Subjects: reference photos become embeddings and a quality-weighted centroid; the photos are not kept."""
+"""Subjects: reference photos become embeddings and a quality-weighted centroid; the photos are not kept.
+
+Everything personal about a subject (name, allowed domains, reference embeddings, centroid, face crops, the
+personal part of their audit records) is sealed with their own data key (store/crypto.py). Matching decrypts the
+embeddings in memory (``probe_vectors``); PostgreSQL never holds them in clear. Withdrawal marks the subject
+(``withdraw_subject``); store.keys.erase_withdrawn then destroys the key and deletes the rows. A subject whose key is
+gone, or who is marked withdrawn, reads as absent everywhere.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from likeness.analyze.faces import FaceEngine, to_face, unit
@@ -13,7 +21,7 @@ from likeness.errors import EnrollmentError, MediaError, NotFound
 from likeness.media import decode, jpeg
 from likeness.settings import Settings
 from likeness.store import audit
-from likeness.store.crypto import Box
+from likeness.store.crypto import Box, DataKey, box_of
 from likeness.store.models import Match, Subject, SubjectReference
 
 
@@ -32,6 +40,7 @@ class SubjectInfo:
     outliers: int
     matches: int
     allowed_domains: list[str]
+    model: str  # of the reference embeddings: matched only against faces of the same model
 
 
 def reference_from_photo(
@@ -85,41 +94,36 @@ def create_subject(
 ) -> int:
     embeddings = np.stack([r.embedding for r in refs])
     weights = np.array([max(r.quality, 0.05) for r in refs], dtype=np.float32)
-    center, outliers = centroid(embeddings, weights, settings.faces.tier_low, settings.faces.outlier_min_refs)
+    low = settings.faces.tiers(engine.model).low
+    center, outliers = centroid(embeddings, weights, low, settings.faces.outlier_min_refs)
+    key = box.new_key(session)
+    domains = sorted(set(allowed_domains or []))
     subject = Subject(
-        name_enc=box.seal_text(name),
-        allowed_domains=sorted(set(allowed_domains or [])),
+        key_id=key.id,
+        name_enc=key.seal_text(name),
+        domains_enc=key.seal_json(domains),
         engine=engine.name,
         model=engine.model,
-        centroid=center,
+        centroid_enc=key.seal_vector(center),
     )
     session.add(subject)
     session.flush()
     for ref, is_outlier in zip(refs, outliers, strict=True):
-        crop = box.seal(jpeg(ref.chip, quality=90)) if settings.keep_reference_crops else None
-        session.add(
-            SubjectReference(
-                subject_id=subject.id,
-                embedding=ref.embedding,
-                quality=ref.quality,
-                is_outlier=bool(is_outlier),
-                crop_enc=crop,
-            )
-        )
-    audit.record(
-        session,
-        "subject.enrolled",
-        "subject",
-        subject.id,
-        {
-            "references": len(refs),
-            "outliers": int(outliers.sum()),
-            "engine": engine.name,
-            "model": engine.model,
-            "allowed_domains": subject.allowed_domains,
-        },
-    )
+        session.add(_reference(key, subject.id, ref, bool(is_outlier), settings.keep_reference_crops))
+    details = {"references": len(refs), "outliers": int(outliers.sum()), "engine": engine.name, "model": engine.model}
+    personal = {"name": name, "allowed_domains": domains}
+    audit.record(session, "subject.enrolled", "subject", subject.id, details, personal=personal, owner=key)
     return subject.id
+
+
+def _reference(key: DataKey, subject_id: int, ref: Reference, is_outlier: bool, keep_crop: bool) -> SubjectReference:
+    return SubjectReference(
+        subject_id=subject_id,
+        embedding_enc=key.seal_vector(ref.embedding),
+        quality=ref.quality,
+        is_outlier=is_outlier,
+        crop_enc=key.seal(jpeg(ref.chip, quality=90)) if keep_crop else None,
+    )
 
 
 def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
@@ -137,31 +141,92 @@ def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
         select(Subject, refs.c.n, refs.c.out, hits.c.m)
         .outerjoin(refs, refs.c.subject_id == Subject.id)
         .outerjoin(hits, hits.c.subject_id == Subject.id)
+        .where(Subject.withdrawn_at.is_(None))
         .order_by(Subject.id)
-    )
+    ).all()
+    keys = dict(_readable(box, [row[0] for row in rows]))
     return [
-        SubjectInfo(s.id, box.open_text(s.name_enc), n or 0, out or 0, m or 0, list(s.allowed_domains))
+        SubjectInfo(s.id, keys[s].open_text(s.name_enc), n or 0, out or 0, m or 0, _domains(keys[s], s), s.model)
         for s, n, out, m in rows
+        if s in keys
     ]
 
 
 def subject_name(session: Session, box: Box, subject_id: int) -> str:
+    subject, key = _active(session, box, subject_id)
+    return key.open_text(subject.name_enc)
+
+
+def subject_key(session: Session, box: Box, subject_id: int) -> DataKey | None:
+    """The subject's key; None when they are withdrawn or unknown."""
     subject = session.get(Subject, subject_id)
-    if subject is None:
-        raise NotFound(f"no subject {subject_id}")
-    return box.open_text(subject.name_enc)
+    return box.key(subject.key_id) if subject is not None and subject.withdrawn_at is None else None
 
 
-def remove_subject(session: Session, subject_id: int) -> dict[str, int]:
-    """Withdrawal: the subject, every reference embedding and every match go, in one transaction."""
-    if session.get(Subject, subject_id) is None:
-        raise NotFound(f"no subject {subject_id}")
+def probe_vectors(
+    session: Session, model: str, subject_id: int | None = None
+) -> tuple[list[tuple[int, np.ndarray]], dict[int, list[str]]]:
+    """Every active subject's probe vectors (centroid and inlier references), decrypted in memory, and their
+    allowed domains: what ``match.faces.SubjectIndex`` is built from."""
+    query = select(Subject).where(Subject.model == model, Subject.withdrawn_at.is_(None))
+    if subject_id is not None:
+        query = query.where(Subject.id == subject_id)
+    active = _readable(box_of(session), session.scalars(query.order_by(Subject.id)))
+    keys = {s.id: key for s, key in active}
+    refs = session.execute(
+        select(SubjectReference.subject_id, SubjectReference.embedding_enc).where(
+            SubjectReference.subject_id.in_(keys), ~SubjectReference.is_outlier
+        )
+    ).all()
+    rows = [(s.id, key.open_vector(s.centroid_enc)) for s, key in active if s.centroid_enc is not None]
+    rows += [(r.subject_id, keys[r.subject_id].open_vector(r.embedding_enc)) for r in refs if r.embedding_enc]
+    return rows, {s.id: _domains(key, s) for s, key in active}
+
+
+def _readable(box: Box, subjects: Iterable[Subject]) -> list[tuple[Subject, DataKey]]:
+    """Subjects with their keys; one whose key is gone reads as withdrawn, whatever rows a crash left behind."""
+    pairs = [(s, box.key(s.key_id)) for s in subjects]
+    return [(s, key) for s, key in pairs if key is not None]
+
+
+def reference_crop(session: Session, box: Box, subject_id: int) -> bytes | None:
+    """The JPEG of the subject's best inlier reference crop, if the operator keeps crops."""
+    key = subject_key(session, box, subject_id)
+    crop = session.scalar(
+        select(SubjectReference.crop_enc)
+        .where(
+            SubjectReference.subject_id == subject_id,
+            SubjectReference.crop_enc.is_not(None),
+            ~SubjectReference.is_outlier,
+        )
+        .order_by(SubjectReference.quality.desc())
+        .limit(1)
+    )
+    return key.open(crop) if key is not None and crop is not None else None
+
+
+def withdraw_subject(session: Session, subject_id: int) -> dict[str, int]:
+    """Withdrawal, step 1 (store/keys.py): the subject is marked withdrawn and the withdrawal audited; it reads as
+    gone from here on, and store.keys.erase_withdrawn destroys the key, then the rows. Returns what goes."""
+    subject = session.get(Subject, subject_id, with_for_update=True)
+    if subject is None or subject.withdrawn_at is not None:
+        raise NotFound(f"no subject {subject_id}")  # a subject whose key is lost can still be withdrawn
     counts = {
         "references": session.scalar(select(func.count()).where(SubjectReference.subject_id == subject_id)) or 0,
         "matches": session.scalar(select(func.count()).where(Match.subject_id == subject_id)) or 0,
     }
-    session.execute(delete(Match).where(Match.subject_id == subject_id))
-    session.execute(delete(SubjectReference).where(SubjectReference.subject_id == subject_id))
-    session.execute(delete(Subject).where(Subject.id == subject_id))
+    subject.withdrawn_at = func.now()
     audit.record(session, "subject.withdrawn", "subject", subject_id, counts)
     return counts
+
+
+def _active(session: Session, box: Box, subject_id: int) -> tuple[Subject, DataKey]:
+    subject = session.get(Subject, subject_id)
+    key = box.key(subject.key_id) if subject is not None and subject.withdrawn_at is None else None
+    if subject is None or key is None:
+        raise NotFound(f"no subject {subject_id}")
+    return subject, key
+
+
+def _domains(key: DataKey, subject: Subject) -> list[str]:
+    return list(key.open_json(subject.domains_enc)) if subject.domains_enc is not None else []

@@ -1,22 +1,20 @@
-"""Opening the store: an external PostgreSQL (LIKENESS_DATABASE_URL) or the embedded pgserver one."""
+"""Opening the store: an external PostgreSQL (LIKENESS_DATABASE_URL) or the embedded one (store/embedded.py)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from likeness.settings import Settings
+from likeness.store import embedded, keys
 from likeness.store.crypto import Box, load_box
 
 _MIGRATION_LOCK = 7_243_019  # pg_advisory_lock key: one migrator at a time
-_embedded: dict[Path, Any] = {}  # pgserver handles, kept alive for the life of the process
 
 
 @dataclass
@@ -24,6 +22,7 @@ class Store:
     engine: Engine
     sessions: sessionmaker[Session]
     box: Box
+    embedded_server: embedded.EmbeddedServer | None = None  # this store is one of its users until close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -33,12 +32,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        server, self.embedded_server = self.embedded_server, None
+        if server is not None:
+            server.release()
 
 
 def database_url(settings: Settings) -> str:
+    """The external server's URL, or the embedded server's (holding its password: never log it). For the embedded
+    one, each call makes this process one more of its users, until ``Store.close`` (or the process's exit)."""
     if settings.database_url:
         return _with_driver(settings.database_url)
-    return _with_driver(_embedded_server(settings.home / "pg").get_uri())
+    return embedded.server(settings.home / "pg").acquire().url()
 
 
 def _with_driver(url: str) -> str:
@@ -48,17 +52,8 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def _embedded_server(pgdata: Path) -> Any:
-    """Start (or join) the private PostgreSQL in the data directory; pgserver stops it when its last user exits."""
-    if pgdata not in _embedded:
-        with warnings.catch_warnings():
-            # platformdirs complains about XDG_RUNTIME_DIR on headless machines; pgserver does not use it.
-            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-            import pgserver
-
-            pgdata.mkdir(parents=True, exist_ok=True)
-            _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
-    return _embedded[pgdata]
+def _embedded_server(settings: Settings) -> embedded.EmbeddedServer | None:
+    return None if settings.database_url else embedded.server(settings.home / "pg")
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:
@@ -66,7 +61,8 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     engine = create_engine(database_url(settings), pool_pre_ping=True)
     if migrate:
         upgrade(engine)
-    return Store(engine, sessionmaker(engine, expire_on_commit=False), load_box(settings))
+    store = Store(engine, sessionmaker(engine, expire_on_commit=False), load_box(settings), _embedded_server(settings))
+    return keys.attach(store, migrate)  # session hooks for owner keys and the audit checkpoint; start-up work
 
 
 def upgrade(engine: Engine) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -33,30 +34,40 @@ def _now() -> Mapped[datetime]:
 
 
 class Subject(Base):
-    """A consenting person. The name is personal data and is stored encrypted."""
+    """A consenting person. Everything personal (name, allowed domains, the centroid: a biometric template) is
+    sealed with the subject's own data key, ``key_id`` in the keyring (store/crypto.py), so that destroying the key
+    at withdrawal leaves every copy of these rows unreadable. ``withdrawn_at`` marks a withdrawal whose key and rows
+    are still to be destroyed (store/keys.py finishes it, after a crash too); such a subject reads as gone."""
 
     __tablename__ = "subjects"
     id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: sealed before 0008 (legacy)
     name_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    allowed_domains: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    domains_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # JSON list, sealed
+    centroid_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32, sealed
     engine: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(128))
-    # Untyped vector: the dimension belongs to the engine, and rows only compare within one engine/model.
-    centroid: Mapped[Any] = mapped_column(Vector(), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = _now()
+    # Legacy, in clear: emptied when the subject is re-sealed at start (store/keys.py); to drop in a later migration.
+    allowed_domains: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    centroid: Mapped[Any] = mapped_column(Vector(), nullable=True)
 
 
 class SubjectReference(Base):
-    """One reference face of a subject: its embedding and, if the operator keeps them, an encrypted crop."""
+    """One reference face of a subject: its embedding and, if the operator keeps them, a face crop, both sealed
+    with the subject's key. Matching decrypts embeddings in memory (registry.subjects.probe_vectors)."""
 
     __tablename__ = "subject_references"
     id: Mapped[int] = mapped_column(primary_key=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
-    embedding: Mapped[Any] = mapped_column(Vector())
+    embedding_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32, sealed
     quality: Mapped[float] = mapped_column(Float)
     is_outlier: Mapped[bool] = mapped_column(Boolean, default=False)
     crop_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = _now()
+    # Legacy, in clear: emptied when the subject is re-sealed at start; to drop in a later migration.
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
 
 
 class Media(Base):
@@ -93,11 +104,12 @@ class Sighting(Base):
     """Where a media was seen: the same bytes can live at many paths and URLs."""
 
     __tablename__ = "sightings"
-    __table_args__ = (UniqueConstraint("media_id", "location"),)
+    __table_args__ = (UniqueConstraint("media_id", "location_hash"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
     location: Mapped[str] = mapped_column(Text)  # readable: bytes of a file name that are not UTF-8 shown as \xNN
     location_raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # then: the name's exact bytes
+    location_hash: Mapped[bytes] = mapped_column(LargeBinary)  # SHA-256 of location: unique per media, any length
     page_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # crawls: the post or page showing it
     first_seen: Mapped[datetime] = _now()
     last_seen: Mapped[datetime] = _now()
@@ -175,11 +187,27 @@ class Bank(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class Submission(Base):
+    """The hashes one person submitted together (an NCII submission), with its own data key. ``id`` is random and
+    says nothing; the label the operator gave is sealed with the key, and found again through ``label_index``, a
+    short keyed hash of the label (crypto.LABEL_INDEX_BITS: a bucket, decrypted and compared to find the one)."""
+
+    __tablename__ = "submissions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: from before 0008, until start
+    label_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    label_index: Mapped[int | None] = mapped_column(SmallInteger, nullable=True, index=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+    # Legacy, in clear: the label of a submission made before 0008, sealed and emptied at start (store/keys.py).
+    legacy_label: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class ProtectedHash(Base):
     """A perceptual hash submitted to protect an image that we never see.
 
-    ``submission`` groups the hashes one person submitted together, so they can be withdrawn together.
-    ``quality`` is None for hashes imported from a list that did not carry it.
+    ``submission`` (a ``submissions.id``) groups the hashes one person submitted together, so they can be withdrawn
+    together. ``quality`` is None for hashes imported from a list that did not carry it.
     """
 
     __tablename__ = "protected_hashes"
@@ -189,7 +217,7 @@ class ProtectedHash(Base):
     algorithm: Mapped[str] = mapped_column(String(32))
     digest: Mapped[bytes] = mapped_column(LargeBinary)
     quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    submission: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    submission: Mapped[str | None] = mapped_column(String(128), ForeignKey("submissions.id"), nullable=True, index=True)
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # vPDQ: the protected video's frame
     time_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = _now()
@@ -219,16 +247,22 @@ class Match(Base):
 
 
 class AuditEvent(Base):
-    """Append-only (a trigger refuses UPDATE and DELETE) and hash-chained: each row hashes the one before."""
+    """Append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and chained by a keyed MAC over every field of
+    the row and the previous row's MAC (store/audit.py). ``seq`` is gapless; ``personal`` is the personal part of
+    the record, sealed with the owner's key ``key_id``. ``hash`` is the row's MAC, ``prev_hash`` the previous one."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_entity", "entity", "id"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     at: Mapped[datetime] = _now()
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    personal: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    chain_version: Mapped[int] = mapped_column(SmallInteger)  # 0: plain SHA-256 from before 0008, until adopted
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
