@@ -10,6 +10,7 @@ from likeness.analyze import Pipeline, pdq
 from likeness.analyze.pdq_index import as_words, hamming
 from likeness.analyze.plugins import available
 from likeness.analyze.provenance import detect
+from likeness.errors import ConfigurationError
 from likeness.settings import Settings
 from tests import images
 
@@ -23,7 +24,7 @@ def test_face_is_found_embedded_and_named(pipeline: Pipeline) -> None:
     result = pipeline.analyze(images.encode(images.astronaut_face_crop()))
     assert len(result.faces) == 1
     face = result.faces[0]
-    assert face.engine == "dlib" and face.model == "dlib_face_recognition_resnet_model_v1"
+    assert face.engine == "onnx" and face.model == "dlib_face_recognition_resnet_model_v1"
     assert face.embedding.shape == (128,)
     assert np.linalg.norm(face.embedding) == pytest.approx(1.0, abs=1e-5)
     x, y, w, _ = face.box
@@ -85,7 +86,7 @@ def test_analysers_are_plugins_chosen_in_settings() -> None:
     assert {"prefilter", "pdq", "faces", "nsfw", "provenance"} <= set(available())
     only_pdq = Pipeline(Settings(analyzers=["pdq"])).analyze(images.encode(images.astronaut()))
     assert only_pdq.faces == [] and only_pdq.pdq is not None
-    with pytest.raises(ValueError, match="unknown analysers"):
+    with pytest.raises(ConfigurationError, match="unknown analysers"):
         Pipeline(Settings(analyzers=["nope"]))
 
 

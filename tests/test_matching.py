@@ -87,7 +87,7 @@ def test_allowlisted_domain_suppresses_only_when_every_sighting_is_allowlisted()
 
 def test_tiers_follow_thresholds() -> None:
     faces = FaceSettings(tier_low=0.9, tier_medium=0.93, tier_high=0.96)
-    assert [face_tier(s, faces) for s in (0.97, 0.95, 0.91, 0.85)] == ["high", "medium", "low", None]
+    assert [face_tier(s, faces.tiers(faces.model)) for s in (0.97, 0.95, 0.91, 0.85)] == ["high", "medium", "low", None]
     assert [hash_tier(d, HashSettings()) for d in (0, 10, 11, 20, 21, 31, 32)] == [
         "high",
         "high",

@@ -1,4 +1,5 @@
-"""NSFW score: the highest NudeNet confidence among the classes that mean exposed intimate parts."""
+"""NSFW score: the highest NudeNet confidence among the classes that mean exposed intimate parts. Its session
+comes from analyze/runtime.py like every network's: threads and device are set in ``settings.runtime``."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 
 from likeness.analyze.plugins import register
 from likeness.analyze.types import Analysis
+from likeness.errors import ConfigurationError
 from likeness.media import Media
-from likeness.settings import NsfwSettings, Settings
+from likeness.settings import NsfwSettings, RuntimeSettings, Settings
 
 _EXPLICIT = frozenset(
     {
@@ -33,20 +35,20 @@ class NsfwScorer(Protocol):
 class NudeNetScorer:
     name = "nudenet"
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, runtime: RuntimeSettings) -> None:
         import nudenet
-        import onnxruntime
         from nudenet import NudeDetector
 
-        self._detector = NudeDetector()
-        if threads:
-            # NudeDetector builds a session with one thread per core; in a pool of one process per core
-            # those threads fight each other, so the session is rebuilt with the thread count asked for.
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = options.inter_op_num_threads = threads
-            model = Path(nudenet.__file__).with_name("320n.onnx")
-            providers = [p for p in onnxruntime.get_available_providers() if p != "AzureExecutionProvider"]
-            self._detector.onnx_session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+        from likeness.analyze.runtime import session
+
+        # NudeDetector's constructor builds a session on every core with the default providers; ours comes from
+        # runtime.session (threads and device from the settings, as for every network), so the constructor is
+        # skipped and the attributes its ``detect`` reads are set here.
+        model = Path(nudenet.__file__).with_name("320n.onnx")
+        self._detector = NudeDetector.__new__(NudeDetector)
+        self._detector.onnx_session = session(model, runtime.threads, runtime.device)
+        self._detector.input_width = self._detector.input_height = 320
+        self._detector.input_name = self._detector.onnx_session.get_inputs()[0].name
 
     def score(self, pixels: np.ndarray) -> float:
         # NudeNet converts RGBA->BGR itself and then swaps back to RGB for the network.
@@ -55,16 +57,15 @@ class NudeNetScorer:
         return max((float(d["score"]) for d in detections if d["class"] in _EXPLICIT), default=0.0)
 
 
-_SCORERS: dict[str, Callable[[int], NsfwScorer]] = {"nudenet": NudeNetScorer}
+_SCORERS: dict[str, Callable[[RuntimeSettings], NsfwScorer]] = {"nudenet": NudeNetScorer}
 
 
 class NsfwAnalyzer:
     name = "nsfw"
 
-    def __init__(self, settings: NsfwSettings) -> None:
-        if settings.engine not in _SCORERS:
-            raise ValueError(f"unknown NSFW engine {settings.engine!r}; available: {sorted(_SCORERS)}")
-        self._scorer = _SCORERS[settings.engine](settings.threads)
+    def __init__(self, settings: NsfwSettings, runtime: RuntimeSettings) -> None:
+        check_name(settings)
+        self._scorer = _SCORERS[settings.engine](runtime)
         self._only_with_faces = settings.only_with_faces
 
     def __call__(self, media: Media, result: Analysis) -> None:
@@ -77,4 +78,9 @@ class NsfwAnalyzer:
 
 @register("nsfw")
 def _nsfw(settings: Settings) -> NsfwAnalyzer:
-    return NsfwAnalyzer(settings.nsfw)
+    return NsfwAnalyzer(settings.nsfw, settings.runtime)
+
+
+def check_name(settings: NsfwSettings) -> None:
+    if settings.engine not in _SCORERS:
+        raise ConfigurationError(f"unknown NSFW engine {settings.engine!r}; one of {', '.join(sorted(_SCORERS))}")

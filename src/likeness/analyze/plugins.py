@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from likeness.analyze.types import Analysis
+from likeness.errors import ConfigurationError
 from likeness.media import Media
 from likeness.settings import Settings
 
@@ -32,10 +33,14 @@ def register(name: str) -> Callable[[F], F]:
 
 
 def build(settings: Settings) -> list[Analyzer]:
+    check_analyzers(settings)
+    return [_ANALYZERS[name](settings) for name in settings.analyzers]
+
+
+def check_analyzers(settings: Settings) -> None:
     unknown = [n for n in settings.analyzers if n not in _ANALYZERS]
     if unknown:
-        raise ValueError(f"unknown analysers {unknown}; available: {sorted(_ANALYZERS)}")
-    return [_ANALYZERS[name](settings) for name in settings.analyzers]
+        raise ConfigurationError(f"unknown analysers {unknown}; available: {', '.join(sorted(_ANALYZERS))}")
 
 
 def available() -> list[str]:

@@ -37,7 +37,7 @@ def hash_video(data: bytes, limits: MediaLimits, seconds_per_hash: float = 1.0) 
         if video.frame_rate <= 0:
             raise VpdqFormatError("the video states no frame rate")
         every = max(1, int(seconds_per_hash * video.frame_rate))
-        for n, frame in enumerate(video.container.decode(video.stream)):
+        for n, (_, frame) in enumerate(video.decode()):  # TooLarge past max_duration_s, whatever the file declares
             if n >= limits.max_video_frames:
                 raise VpdqFormatError(f"over {limits.max_video_frames} frames: too long to protect in one piece")
             if n % every == 0:

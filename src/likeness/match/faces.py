@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from likeness.catalogue.ingest import locations
 from likeness.match.policy import face_tier, suppressed
 from likeness.match.records import create_match
+from likeness.registry.subjects import probe_vectors
 from likeness.settings import FaceSettings
 from likeness.store.audit import registry_version
-from likeness.store.models import Face, Subject, SubjectReference
+from likeness.store.models import Face, Subject
 
 
 @dataclass
@@ -24,35 +25,21 @@ class SubjectIndex:
     A face's score for a subject is its best cosine similarity over that subject's probes.
     """
 
-    engine: str
-    model: str
+    model: str  # vectors of one model compare with each other, whichever engine computed them
     version: int
     probes: np.ndarray  # (p, d) float32, rows grouped by owner
     owners: np.ndarray  # (p,) subject id of each probe row
     domains: dict[int, list[str]]
 
     @classmethod
-    def load(cls, session: Session, engine: str, model: str, subject_id: int | None = None) -> SubjectIndex:
+    def load(cls, session: Session, model: str, subject_id: int | None = None) -> SubjectIndex:
         version = registry_version(session)
-        query = (
-            select(Subject.id, Subject.centroid, Subject.allowed_domains)
-            .where(Subject.engine == engine, Subject.model == model)
-            .order_by(Subject.id)
-        )
-        if subject_id is not None:
-            query = query.where(Subject.id == subject_id)
-        subjects = session.execute(query).all()
-        refs = session.execute(
-            select(SubjectReference.subject_id, SubjectReference.embedding).where(
-                SubjectReference.subject_id.in_([s.id for s in subjects]), ~SubjectReference.is_outlier
-            )
-        ).all()
-        rows = [(s.id, np.asarray(s.centroid, np.float32)) for s in subjects]
-        rows += [(r.subject_id, np.asarray(r.embedding, np.float32)) for r in refs]
+        # Sealed with each subject's key in the store: the registry decrypts them in memory only.
+        rows, domains = probe_vectors(session, model, subject_id)
         rows.sort(key=lambda r: r[0])
         probes = np.stack([v for _, v in rows]) if rows else np.zeros((0, 0), np.float32)
         owners = np.array([o for o, _ in rows], dtype=np.int64)
-        return cls(engine, model, version, probes, owners, {s.id: list(s.allowed_domains) for s in subjects})
+        return cls(model, version, probes, owners, domains)
 
     def scores(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(subject ids, (n_faces, n_subjects) best similarity per subject)."""
@@ -70,7 +57,8 @@ def match_faces(
     if not faces:
         return 0
     subject_ids, best = index.scores(np.stack([e for _, e in faces]))
-    hits = np.argwhere(best >= settings.tier_low)
+    tiers = settings.tiers(index.model)
+    hits = np.argwhere(best >= tiers.low)
     if not len(hits):
         return 0
     seen_at = locations(session, media_id)
@@ -79,7 +67,7 @@ def match_faces(
         subject_id, score = int(subject_ids[subj_i]), float(best[face_i, subj_i])
         if suppressed(seen_at, index.domains[subject_id]):
             continue
-        tier = face_tier(score, settings)
+        tier = face_tier(score, tiers)
         assert tier is not None
         created += create_match(
             session,
@@ -97,12 +85,12 @@ def search_catalogue(session: Session, subject_id: int, settings: FaceSettings) 
     """A newly enrolled subject against every catalogued face: exact, so no face within the threshold is missed."""
     subject = session.get(Subject, subject_id)
     assert subject is not None
-    index = SubjectIndex.load(session, subject.engine, subject.model, subject_id)
+    index = SubjectIndex.load(session, subject.model, subject_id)
     # One pass over the table whatever the number of probes: the nearest probe decides.
     nearest = func.least(*(Face.embedding.cosine_distance(probe) for probe in index.probes))
     rows = session.execute(
         select(Face.id, Face.media_id, Face.embedding).where(
-            Face.engine == subject.engine, Face.model == subject.model, nearest <= 1.0 - settings.tier_low
+            Face.model == subject.model, nearest <= 1.0 - settings.tiers(subject.model).low
         )
     )
     by_media: dict[int, list[tuple[int, np.ndarray]]] = {}

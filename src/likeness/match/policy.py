@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from likeness.settings import FaceSettings, HashSettings
+from likeness.settings import FaceTiers, HashSettings
 
 TIERS = ("high", "medium", "low")
 
 
-def face_tier(similarity: float, settings: FaceSettings) -> str | None:
-    if similarity >= settings.tier_high:
+def face_tier(similarity: float, tiers: FaceTiers) -> str | None:
+    """The tier of a similarity under one model's tiers (``FaceSettings.tiers(model)``)."""
+    if similarity >= tiers.high:
         return "high"
-    if similarity >= settings.tier_medium:
+    if similarity >= tiers.medium:
         return "medium"
-    if similarity >= settings.tier_low:
+    if similarity >= tiers.low:
         return "low"
     return None
 

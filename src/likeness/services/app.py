@@ -19,7 +19,7 @@ class App:
     def face_engine(self) -> FaceEngine:
         """Loaded on first use and kept: loading the models costs more than embedding one photo."""
         if self._engine is None:
-            self._engine = make_engine(self.settings.faces)
+            self._engine = make_engine(self.settings)
         return self._engine
 
     def close(self) -> None:

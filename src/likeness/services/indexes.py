@@ -17,7 +17,7 @@ class Indexes:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._version = -1
-        self._subjects: dict[tuple[str, str], face_match.SubjectIndex] = {}
+        self._subjects: dict[str, face_match.SubjectIndex] = {}
         self._hashes: hash_match.HashIndex | None = None
 
     def _refresh(self, session: Session) -> None:
@@ -32,15 +32,15 @@ class Indexes:
         """New matches (faces, hashes) for a freshly ingested media."""
         self._refresh(session)
         face_matches = 0
-        by_model: dict[tuple[str, str], list[tuple[int, np.ndarray]]] = {}
+        by_model: dict[str, list[tuple[int, np.ndarray]]] = {}
         for row in stored.faces:
             face = analysis.faces[row.face_idx]
-            by_model.setdefault((face.engine, face.model), []).append((row.id, face.embedding))
-        for key, faces in by_model.items():
-            if key not in self._subjects:
-                self._subjects[key] = face_match.SubjectIndex.load(session, *key)
+            by_model.setdefault(face.model, []).append((row.id, face.embedding))
+        for model, faces in by_model.items():
+            if model not in self._subjects:
+                self._subjects[model] = face_match.SubjectIndex.load(session, model)
             face_matches += face_match.match_faces(
-                session, self._subjects[key], stored.media_id, faces, self.settings.faces
+                session, self._subjects[model], stored.media_id, faces, self.settings.faces
             )
         if self._hashes is None:
             self._hashes = hash_match.HashIndex.load(session, self.settings.hashes)
