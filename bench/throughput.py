@@ -1,10 +1,13 @@
-"""Full-analysis throughput on ~450 px thumbnails and ~1500 px originals, per stage, with the decode-only
-floor measured in the same run (one process, one core), plus the whole scan (pool + database) on all cores.
+"""Full-analysis throughput on ~450 px thumbnails and ~1500 px originals with the configured face engine, per
+stage, with the decode-only floor measured in the same run (one process, one core); the pipeline on every core
+(``analyze_many`` in worker processes, no database); the whole scan (pool + database); and what the rotation
+retry costs on pictures without a face.
 
-    python bench/throughput.py
+    python -m bench.throughput
 
 Pictures: colour photos from eval-data (deepface, fr, openface, facenet families) when present, otherwise
 the package-shipped astronaut and Grace Hopper; each is re-encoded as a 1500 px and a 450 px JPEG (q90).
+No-face pictures: eval-data's noface/ folder, otherwise scikit-image's coffee, cat, rocket, brick and Hubble.
 """
 
 from __future__ import annotations
@@ -14,20 +17,25 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench.common import EVAL, table, write_section
-from likeness.analyze.faces import DlibEngine
+from bench.common import EVAL, noface, table, write_section
+from likeness.analyze import Pipeline
+from likeness.analyze.faces import TURNS, DlibEngine, OnnxEngine, align_any_orientation, make_engine
 from likeness.analyze.hashing import scan_hashes, sha256
 from likeness.analyze.nsfw import NudeNetScorer
 from likeness.media import decode
-from likeness.settings import Settings
+from likeness.settings import RuntimeSettings, Settings
 
 FAMILIES = ("deepface", "fr-", "openface", "facenet")
 SIZES = {"thumbnail ~450 px": 450, "original ~1500 px": 1500}
+STAGES = ("decode", "pdq", "detect", "align", "embed", "turns", "nsfw")
+FILES_PER_CALL = 8  # files per analyze_many call in the pool, as a scan batches small files
+_pipeline: Pipeline | None = None
 
 
 def sources() -> list[np.ndarray]:
@@ -41,6 +49,14 @@ def sources() -> list[np.ndarray]:
     return [data.astronaut(), np.asarray(Image.open(GRACE_HOPPER).convert("RGB"))] * 10
 
 
+def faceless() -> list[np.ndarray]:
+    if (EVAL / "noface").is_dir():
+        return [np.asarray(Image.open(p).convert("RGB")) for p in noface()]
+    from skimage import data
+
+    return [f() for f in (data.coffee, data.chelsea, data.rocket, data.brick, data.hubble_deep_field)]
+
+
 def jpeg(pixels: np.ndarray, side: int) -> bytes:
     img = Image.fromarray(pixels)
     scale = side / max(img.size)
@@ -50,32 +66,71 @@ def jpeg(pixels: np.ndarray, side: int) -> bytes:
     return buf.getvalue()
 
 
-def stages(files: list[bytes], settings: Settings, engine: DlibEngine, nsfw: NudeNetScorer) -> dict[str, float]:
+def settings_one_thread() -> Settings:
+    return Settings(runtime=RuntimeSettings(threads=1))
+
+
+def _turns(engine: DlibEngine | OnnxEngine, pixels: np.ndarray) -> None:
+    """What the rotation retry adds on a still with no upright face: the turns, until one shows a face."""
+    for turns in TURNS:
+        if engine.align(np.rot90(pixels, turns)):
+            return
+
+
+def _one(data: bytes, settings: Settings, engine: DlibEngine | OnnxEngine, nsfw: NudeNetScorer) -> list[float]:
+    """Stage boundaries (perf_counter) for one file, in STAGES order."""
+    marks = [time.perf_counter()]
+    sha256(data)
+    media = decode(data, settings.media)
+    marks.append(time.perf_counter())
+    scan_hashes(media.pixels)  # what a scan computes: 8 orientations (+ border-trimmed)
+    marks.append(time.perf_counter())
+    pixels = np.ascontiguousarray(media.pixels)
+    found = engine.detector.detect(pixels)
+    marks.append(time.perf_counter())
+    aligned = engine.aligned(pixels, found)
+    marks.append(time.perf_counter())
+    engine.embed([face.chip for face in aligned])
+    marks.append(time.perf_counter())
+    if not aligned and settings.faces.rotations:
+        _turns(engine, pixels)
+    marks.append(time.perf_counter())
+    if aligned:
+        nsfw.score(media.pixels)
+    marks.append(time.perf_counter())
+    return marks
+
+
+def stages(files: list[bytes], settings: Settings, engine: DlibEngine | OnnxEngine, nsfw: NudeNetScorer) -> dict:
     cost: dict[str, float] = defaultdict(float)
     for data in files:
-        t0 = time.perf_counter()
-        sha256(data)
-        media = decode(data, settings.media)
-        t1 = time.perf_counter()
-        scan_hashes(media.pixels)  # what a scan computes: 8 orientations (+ border-trimmed)
-        t2 = time.perf_counter()
-        boxes = engine.detect(media.pixels)
-        t3 = time.perf_counter()
-        for box, score in boxes:
-            engine.embed(media.pixels, box, score)
-        t4 = time.perf_counter()
-        if boxes:
-            nsfw.score(media.pixels)
-        t5 = time.perf_counter()
-        for name, a, b in (
-            ("decode", t0, t1),
-            ("pdq", t1, t2),
-            ("detect", t2, t3),
-            ("embed", t3, t4),
-            ("nsfw", t4, t5),
-        ):
+        marks = _one(data, settings, engine, nsfw)
+        for name, a, b in zip(STAGES, marks[:-1], marks[1:], strict=True):
             cost[name] += b - a
     return cost
+
+
+def _init() -> None:
+    global _pipeline
+    import cv2
+
+    cv2.setNumThreads(1)
+    _pipeline = Pipeline(settings_one_thread())
+
+
+def _analyze_many(files: list[bytes]) -> int:
+    assert _pipeline is not None
+    return len(_pipeline.analyze_many(files))
+
+
+def pool_rate(files: list[bytes]) -> float:
+    """Images/s of the pipeline alone on every core: one process per core, ``analyze_many`` over batches of files."""
+    chunks = [files[i : i + FILES_PER_CALL] for i in range(0, len(files), FILES_PER_CALL)]
+    with ProcessPoolExecutor(os.cpu_count(), initializer=_init) as pool:
+        list(pool.map(_analyze_many, [files[:2]] * (os.cpu_count() or 1)))  # warm-up: models loaded everywhere
+        started = time.perf_counter()
+        done = sum(pool.map(_analyze_many, chunks))
+    return done / (time.perf_counter() - started)
 
 
 def whole_scan(files: list[bytes]) -> float:
@@ -94,65 +149,78 @@ def whole_scan(files: list[bytes]) -> float:
     return summary.files / summary.elapsed_s
 
 
+def rotation_cost(engine: DlibEngine | OnnxEngine, side: int) -> tuple[float, float, int]:
+    """Milliseconds per no-face picture for the face step with the rotation retry off and on, and how many
+    pictures the retry found a (false) face in."""
+    pictures = [decode(jpeg(p, side), Settings().media).pixels for p in faceless()]
+    off = time.perf_counter()
+    for pixels in pictures:
+        engine.align(pixels)
+    on = time.perf_counter()
+    false_faces = sum(bool(align_any_orientation(engine, pixels)[0]) for pixels in pictures)
+    end = time.perf_counter()
+    return 1000 * (on - off) / len(pictures), 1000 * (end - on) / len(pictures), false_faces
+
+
 def main() -> None:
-    settings = Settings()
-    engine, nsfw = DlibEngine(settings.faces), NudeNetScorer(threads=1)
+    settings = settings_one_thread()
+    engine = make_engine(settings)
+    assert isinstance(engine, DlibEngine | OnnxEngine)
+    nsfw = NudeNetScorer(settings.runtime)
     pictures = sources()
     rows = []
     for label, side in SIZES.items():
         files = [jpeg(p, side) for p in pictures]
         stages(files[:3], settings, engine, nsfw)  # warm-up
         cost = stages(files, settings, engine, nsfw)
-        total = sum(cost.values())
-        n = len(files)
-        scan_rate = whole_scan(files)
+        total, n = sum(cost.values()), len(files)
         rows.append(
             [
                 label,
                 n,
                 f"{n / total:.1f}",
+                f"{pool_rate(files):.1f}",
+                f"{whole_scan(files):.1f}",
                 f"{n / cost['decode']:.0f}",
-                f"{cost['decode'] / total:.2f}",
-                *(f"{1000 * cost[s] / n:.1f}" for s in ("decode", "pdq", "detect", "embed", "nsfw")),
-                f"{scan_rate:.1f}",
+                *(f"{1000 * cost[s] / n:.1f}" for s in STAGES),
             ]
         )
         print(rows[-1], flush=True)
+    turns = [(label, *rotation_cost(engine, side)) for label, side in SIZES.items()]
+    write(settings, engine.name, rows, turns)
+
+
+def write(
+    settings: Settings, engine: str, rows: list[list[object]], turns: list[tuple[str, float, float, int]]
+) -> None:
+    cores = os.cpu_count()
+    header = ["pictures", "n", "analysis img/s (1 core)", f"pipeline img/s ({cores} cores)"]
+    header += [f"scan img/s ({cores} cores)", "decode-only floor img/s", *(f"{s} ms" for s in STAGES)]
+    turn_rows = [[label, f"{off:.0f}", f"{on:.0f}", f"{on / off:.1f}x", found] for label, off, on, found in turns]
     write_section(
         "throughput",
         "Analysis throughput",
         f"""
-One process on one core runs every stage on each picture (SHA-256 + decode, PDQ in 8 orientations, face
-detection, embedding of each face found, NSFW where a face was found); per-stage figures are milliseconds per
-picture. The decode-only floor is how many pictures per second decoding alone would allow, and "decode share"
-is decode time over the whole analysis in the same run. The last column is `likeness scan` end to end on the
-same files with {os.cpu_count()} worker processes and the embedded PostgreSQL (fresh database, no subjects).
+Face engine `{engine}` (detector `{settings.faces.detector}`), one thread per process. One process on one core runs
+every stage on each picture (SHA-256 + decode, PDQ in 8 orientations, face detection, alignment (5 landmarks and
+the 150 px chip), embedding of each face found, the rotation retry where no face was found upright, NSFW where a
+face was found); per-stage figures are milliseconds per picture. "Pipeline" is `Pipeline.analyze_many` in
+{cores} worker processes, {FILES_PER_CALL} files a call (their faces embedded together), without a database;
+"scan" is `likeness scan` end to end on the same files with {cores} worker processes and the embedded PostgreSQL
+(fresh database, no subjects). The decode-only floor is how many pictures per second decoding alone would allow.
+Goal: >= 25 img/s on thumbnails on 2 cores.
 
-{
-            table(
-                [
-                    "pictures",
-                    "n",
-                    "analysis img/s (1 core)",
-                    "decode-only floor img/s",
-                    "decode share",
-                    "decode ms",
-                    "PDQ ms",
-                    "detect ms",
-                    "embed ms",
-                    "NSFW ms",
-                    f"scan img/s ({os.cpu_count()} cores)",
-                ],
-                rows,
-            )
-        }
+{table(header, rows)}
 
-Inference, not I/O, bounds the scanner: decoding is a few percent of the time, so its floor is far above the
-analysis rate. On thumbnails the largest stage is the 128-d embedding (dlib's ResNet, once per face); on
-originals it is detection, which runs on at most `faces.detect_max_side` = {settings.faces.detect_max_side} px
-with upsample {settings.faces.upsample}. JPEG draft mode (decoding at 1/2..1/8 scale) engages only for pictures
-at least twice `media.analysis_max_side` = {settings.media.analysis_max_side} px, so it does not help 1500 px
-originals here.
+The rotation retry on pictures without a face ({len(faceless())} no-face pictures; milliseconds per picture for
+the face step, upright only against upright then turned 90, 270 and 180 degrees; "found" counts pictures where a
+turn produced a false face; `faces.rotations` turns the retry off):
+
+{table(["pictures", "upright only ms", "with turns ms", "cost", "found"], turn_rows)}
+
+Detection runs on at most `faces.detect_max_side` = {settings.faces.detect_max_side} px with upsample
+{settings.faces.upsample}; JPEG draft mode (decoding at 1/2..1/8 scale) engages only for pictures at least twice
+`media.analysis_max_side` = {settings.media.analysis_max_side} px, so it does not help 1500 px originals here.
 """,
     )
 

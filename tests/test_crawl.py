@@ -217,7 +217,7 @@ def test_cli_crawl_and_status(sim: str, cli_env: dict[str, str], monkeypatch: py
     [row] = json.loads(status.output)
     assert row["source"] == "civitai:images:sort=Newest" and row["cursor"] and row["items"] == 20
     refused = runner.invoke(cli, ["crawl", "deviantart", "--tag", "art"])
-    assert refused.exit_code == 1 and "needs LIKENESS_CRAWL__DEVIANTART_CLIENT_ID" in refused.output
+    assert refused.exit_code == 3 and "needs LIKENESS_CRAWL__DEVIANTART_CLIENT_ID" in refused.output  # configuration
     get_settings.cache_clear()
 
 

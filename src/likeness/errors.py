@@ -9,8 +9,10 @@ people, mapped once by each shell) and a message for people.
      ├── Forbidden             (HTTP 403)
      ├── RateLimited           (HTTP 429)
      ├── ConfigurationError    settings, keys or the environment are wrong: caught at start (CLI exit 3, HTTP 500)
+     │    ├── EmbeddedServerFailed (the embedded PostgreSQL would not initialise or start)
      ├── MediaError            the bytes cannot become pixels we are willing to analyse (recorded against the file)
      │    ├── EmptyFile, UnsupportedFormat, CorruptMedia, TooLarge, TooManyFrames, TooCostly, NotRegularFile
+     ├── Unreadable            the OS refused a file or folder (permissions, vanished, link loop)
      ├── AnalysisFailed        an analyser failed on this file (a bug or a model failing on odd pixels)
      ├── StoreFailed           the database refused what analysis produced for one file
      └── FetchError            getting bytes failed
@@ -47,6 +49,12 @@ class RateLimited(LikenessError):
 
 class ConfigurationError(LikenessError):
     kind = "configuration"
+
+
+class EmbeddedServerFailed(ConfigurationError):
+    """The embedded PostgreSQL would not initialise or start (its log says why)."""
+
+    kind = "embedded_database"
 
 
 class EnrollmentError(InvalidInput):
@@ -97,6 +105,12 @@ class NotRegularFile(MediaError):
     """A device, FIFO, socket or a link to one: never opened for reading."""
 
     kind = "not_regular_file"
+
+
+class Unreadable(LikenessError):
+    """The operating system refused a file or folder (permissions, vanished, name too long, a link loop)."""
+
+    kind = "unreadable"
 
 
 class AnalysisFailed(LikenessError):

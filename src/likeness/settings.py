@@ -25,6 +25,14 @@ class MediaLimits(BaseModel):
     max_sampled_frames: int = 120
     max_duration_s: float = 2 * 3600
     max_video_frames: int = 200_000
+    # Refused from what a file declares, before decoding (media/containers.py; bench/hostile.py measures them).
+    # Pillow decodes every frame of an animation onto the whole canvas, ~4-12 ns a canvas pixel here: a 6 KB GIF
+    # of 200 frames on a 4000x4000 canvas (3.2 G pixels) took 38 s; 1 G pixels stays within a few seconds and
+    # admits a 10 s loop of 1080p frames at 30 fps (0.6 G). Each progressive JPEG scan is another pass over every
+    # coefficient, ~1.3 ns a pixel: 1000 scans of a 7000x7000 picture (290 KB) took 72 s; libjpeg's own scripts
+    # use 6 (grey) to 10 (colour) scans, so 64 is generous and costs at most ~5 s at the pixel limit.
+    max_animation_pixels: int = 1_000_000_000
+    max_jpeg_scans: int = 64
 
 
 class RuntimeSettings(BaseModel):
@@ -34,18 +42,70 @@ class RuntimeSettings(BaseModel):
     threads: int = 0  # per process; 0: the runtime's default. Scan workers use 1 each (one worker per core).
 
 
+DLIB_MODEL = "dlib_face_recognition_resnet_model_v1"
+# The model whose vectors each engine computes: the "onnx" engine runs dlib's own network, so its vectors are dlib's
+# (held within 1e-5 by tests/test_face_engine.py) and subjects enrolled with either engine match faces of both.
+ENGINE_MODELS = {"onnx": DLIB_MODEL, "dlib": DLIB_MODEL}
+
+
+class FaceTiers(BaseModel):
+    """Cosine-similarity tiers of one model; a match needs at least ``low``."""
+
+    low: float
+    medium: float
+    high: float
+
+
 class FaceSettings(BaseModel):
-    engine: str = "dlib"
+    # "onnx": dlib's network on ONNX Runtime (analyze/dlib_onnx.py; the same vectors, ~20x faster); "dlib": dlib-bin.
+    engine: str = "onnx"
+    # "mtcnn" (analyze/mtcnn.py; WIDER recall 0.80 against HOG's 0.06, bench/detection.py) or "hog" (dlib's)
+    detector: str = "mtcnn"
+    batch_size: int = 32  # face chips per pass through the embedding network (bench/embeddings.py)
+    # A still with no upright face is tried turned 90, 270 and 180 degrees (a lost EXIF orientation tag).
+    rotations: bool = True
     # Chosen by bench/detection.py (docs/benchmarks.md): upsample 1 finds far more small faces.
     upsample: int = 1
     detect_max_side: int = 800
     min_face_px: int = 20
+    # MTCNN detector (analyze/mtcnn.py), chosen by bench/detection.py: a candidate passes a stage above its threshold.
+    mtcnn_pnet_threshold: float = 0.7
+    mtcnn_rnet_threshold: float = 0.7
+    mtcnn_onet_threshold: float = 0.8
+    mtcnn_scale_factor: float = 0.709  # between pyramid levels
+    # MTCNN's working size. Its pyramid starts from min_face_px in picture pixels, so a smaller working copy saves
+    # P-net nothing but gives R-net and O-net blurrier crops (WIDER recall 0.77 and 7 false boxes at 800 px, 0.80
+    # and 2 at 1024).
+    mtcnn_max_side: int = 1024
+    mtcnn_nms: float = 0.7  # final overlap (of the smaller box) above which two faces are one
+    # Crowds: only the best-scoring candidates go on to R-net and O-net, which cost per candidate (O-net ~1 ms).
+    mtcnn_max_rnet: int = 2000
+    mtcnn_max_onet: int = 500
+    # A coarse pass without the two finest pyramid levels first, standing alone when every face it finds is at least
+    # mtcnn_coarse_enough times the smallest it can see: about half the cost on portraits, the same answers.
+    mtcnn_coarse_first: bool = True
+    mtcnn_coarse_enough: float = 2.0
     # Cosine-similarity tiers chosen by bench/accuracy.py on half of ../shared/eval-data for a pair false-accept
     # rate of 1e-3 / 1e-4 / under 1e-5 (docs/calibration.md); a match needs at least the low tier.
     tier_low: float = 0.940
     tier_medium: float = 0.957
     tier_high: float = 0.963
+    # Tiers of other models (vectors of different models never compare, and neither do their thresholds): a model
+    # without calibrated tiers is a configuration error, never a guess.
+    model_tiers: dict[str, FaceTiers] = {}
     outlier_min_refs: int = 3
+
+    def tiers(self, model: str) -> FaceTiers:
+        if model in self.model_tiers:
+            return self.model_tiers[model]
+        if model == DLIB_MODEL:
+            return FaceTiers(low=self.tier_low, medium=self.tier_medium, high=self.tier_high)
+        raise ValueError(f"no calibrated tiers for face model {model!r}: set LIKENESS_FACES__MODEL_TIERS")
+
+    @property
+    def model(self) -> str:
+        """The model of the configured engine's vectors."""
+        return ENGINE_MODELS.get(self.engine, self.engine)
 
 
 class NsfwSettings(BaseModel):
@@ -74,6 +134,16 @@ class HashSettings(BaseModel):
 class ScanSettings(BaseModel):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
     queue_per_worker: int = 2
+    # The budget of one file, enforced from outside the worker (services/pool.py): past it the worker is killed and
+    # the file recorded as too_costly. 30 s is ~100x a normal picture's analysis on one core here (a 1080p video's
+    # 120 sampled frames take ~5 s); 1 GiB of worker memory holds the models (~0.3 GiB) and the largest picture
+    # the pixel limit admits (bench/hostile.py measures both).
+    file_seconds: float = 30.0
+    file_memory_mib: int = 1024
+    # Small files go to a worker together, so their faces share one pass through the embedding network.
+    batch_files: int = 8
+    batch_max_bytes: int = 2 * 1024 * 1024
+    inflight_mib: int = 256  # bytes read ahead of the workers, at most (a file bigger than this goes alone)
     min_side_px: int = 32
     blank_std: float = 2.0
 
@@ -95,7 +165,9 @@ class FetchSettings(BaseModel):
     # After this many transient failures in a row a host is left alone for the cooldown.
     breaker_failures: int = 5
     breaker_cooldown_s: float = 60.0
-    # Off by default (SSRF guard); an operator scanning an intranet on purpose may turn it on.
+    # Off by default (SSRF guard, fetch/guard.py); an operator scanning an intranet on purpose may turn it on. It
+    # lifts the private-network rule only (loopback, RFC 1918, CGN, ULA, benchmarking): link-local and cloud
+    # metadata addresses and names, and everything that is not a unicast host, stay refused.
     allow_private_networks: bool = False
 
 
@@ -106,6 +178,8 @@ class CrawlSettings(BaseModel):
     videos: bool = True  # False: video items are recorded as skipped, not downloaded
     min_side_px: int = 100  # items the platform says are smaller are skipped before download
     max_empty_pages: int = 10  # an empty page with a next cursor is not the end, but this many in a row is
+    max_items_per_page: int = 2000  # a page listing more (a hostile HTML page) keeps the first ones, with a warning
+    max_url_length: int = 8192  # longer media URLs are skipped with a reason (browsers and CDNs stop near 8 KB)
     throttle_wait_s: float = 60.0  # a "too many requests" body: wait this long (at most) before asking again
     civitai_url: str = "https://civitai.com"
     civitai_api_key: SecretStr | None = None
@@ -124,6 +198,12 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path(user_data_dir("likeness")))
     database_url: str | None = None
     secret_key: str | None = None
+    # The master key kept apart from the data (another volume, a secrets mount): a file holding a Fernet key.
+    key_file: Path | None = None
+    # Owners' data keys, one file each (store/crypto.py); default LIKENESS_HOME/keyring. Never in the database.
+    keyring: Path | None = None
+    # The audit chain's head, checkpointed outside the database (store/audit.py); default LIKENESS_HOME/audit-head.json
+    audit_checkpoint: Path | None = None
     analyzers: list[str] = ["prefilter", "pdq", "faces", "nsfw", "provenance"]
     keep_reference_crops: bool = True
     log_level: str = "WARNING"

@@ -45,7 +45,7 @@ def readable_path(path: str | bytes) -> str:
     """A file name as people can read it and PostgreSQL can store it: bytes that are not UTF-8 shown as ``\\xNN``
     (the exact bytes are kept beside it where they matter, see ``sources.local``)."""
     raw = path if isinstance(path, bytes) else os.fsencode(path)
-    return clean(raw.decode("utf-8", errors="backslashreplace"), 4096)
+    return clean(raw.decode("utf-8", errors="backslashreplace"), 1 << 16)
 
 
 def is_utf8(path: str) -> bool:

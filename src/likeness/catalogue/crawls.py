@@ -6,6 +6,7 @@ every item of its page is recorded, so a crawl killed at any point resumes with 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from likeness.store.models import CrawlItem, CrawlState
+from likeness.text import clean, clean_json
+
+_KEY_CHARS = 512  # a btree entry holds ~2.7 KB: longer keys (a URL list's URLs) are stored by their digest
+
+
+def bounded(key: str) -> str:
+    """A source name or item key as stored: itself, or ``sha256:<hex>`` when long or not clean text."""
+    if len(key) <= _KEY_CHARS and clean(key) == key:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class Checkpoint:
 
 
 def checkpoint(session: Session, source: str) -> Checkpoint:
+    source = bounded(source)
     session.execute(insert(CrawlState).values(source=source).on_conflict_do_nothing())
     return next(c for c in checkpoints(session, source) if c.source == source)
 
@@ -52,7 +64,7 @@ def checkpoints(session: Session, source: str | None = None) -> list[Checkpoint]
 
 def advance(session: Session, source: str, cursor: str | None, *, backfill: bool, items: int) -> None:
     """A page is done: count it and, on the backfill walk, move the cursor (None: the backfill reached the end)."""
-    state = session.get(CrawlState, source)
+    state = session.get(CrawlState, bounded(source))
     assert state is not None
     state.pages += 1
     state.items += items
@@ -63,19 +75,24 @@ def advance(session: Session, source: str, cursor: str | None, *, backfill: bool
 
 
 def finish(session: Session, source: str, error: str | None) -> None:
-    state = session.get(CrawlState, source)
+    state = session.get(CrawlState, bounded(source))
     assert state is not None
-    state.last_run_at, state.last_error = func.now(), error
+    state.last_run_at, state.last_error = func.now(), clean(error, 4000) if error else None
 
 
 def dealt_with(session: Session, source: str, keys: list[str]) -> set[str]:
     """Which of these items are done or skipped (failed ones are not: they are retried)."""
-    if not keys:
-        return set()
-    query = select(CrawlItem.key).where(
-        CrawlItem.source == source, CrawlItem.key.in_(keys), CrawlItem.status != "failed"
-    )
-    return set(session.scalars(query))
+    stored = {bounded(k): k for k in keys}
+    found: set[str] = set()
+    names = list(stored)
+    for start in range(0, len(names), 1000):  # a query holds at most 65,535 parameters
+        query = select(CrawlItem.key).where(
+            CrawlItem.source == bounded(source),
+            CrawlItem.key.in_(names[start : start + 1000]),
+            CrawlItem.status != "failed",
+        )
+        found.update(stored[k] for k in session.scalars(query))
+    return found
 
 
 def record(
@@ -90,14 +107,21 @@ def record(
     error: str | None = None,
     meta: dict[str, Any] | None = None,
 ) -> None:
-    values = {"status": status, "media_id": media_id, "url": url, "page_url": page_url, "error": error, "meta": meta}
-    stmt = insert(CrawlItem).values(source=source, key=key, **values)
+    values = {
+        "status": status,
+        "media_id": media_id,
+        "url": clean(url, 1 << 16),
+        "page_url": clean(page_url, 1 << 16) if page_url else None,
+        "error": clean(error, 4000) if error else None,
+        "meta": clean_json(meta) if meta is not None else None,
+    }
+    stmt = insert(CrawlItem).values(source=bounded(source), key=bounded(key), **values)
     session.execute(stmt.on_conflict_do_update(index_elements=["source", "key"], set_=values))
 
 
 def failed(session: Session, source: str, limit: int = 1000) -> list[tuple[str, str, str | None]]:
     """(key, url, page url) of items whose fetch failed, to retry first."""
     query = select(CrawlItem.key, CrawlItem.url, CrawlItem.page_url).where(
-        CrawlItem.source == source, CrawlItem.status == "failed"
+        CrawlItem.source == bounded(source), CrawlItem.status == "failed"
     )
     return [(r.key, r.url, r.page_url) for r in session.execute(query.order_by(CrawlItem.seen_at).limit(limit))]

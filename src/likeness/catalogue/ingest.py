@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from likeness.analyze import Analysis
 from likeness.errors import LikenessError
 from likeness.store.models import Face, FrameHash, Media, Sighting
+from likeness.text import clean, clean_json
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,24 @@ def known(session: Session, digests: list[str]) -> dict[str, int]:
     return {digest: media_id for digest, media_id in rows}
 
 
-def sight(session: Session, media_id: int, location: str, page_url: str | None = None) -> None:
-    stmt = insert(Sighting).values(media_id=media_id, location=location, page_url=page_url)
+def sight(
+    session: Session, media_id: int, location: str, page_url: str | None = None, raw: bytes | None = None
+) -> None:
+    """Where a media was seen; ``raw``: a file name's exact bytes, kept when they are not UTF-8."""
+    location = clean(location, 1 << 20)
+    stmt = insert(Sighting).values(
+        media_id=media_id,
+        location=location,
+        location_hash=hashlib.sha256(location.encode()).digest(),
+        location_raw=raw if raw is not None and raw != location.encode() else None,  # only when not lossless
+        page_url=clean(page_url, 1 << 16) if page_url else None,
+    )
     session.execute(
         stmt.on_conflict_do_update(
-            constraint="sightings_media_id_location_key",
-            set_={"last_seen": stmt.excluded.last_seen, "page_url": func.coalesce(stmt.excluded.page_url,
-                                                                                   Sighting.page_url)},
+            constraint="sightings_media_id_location_hash_key",
+            set_={"last_seen": func.now(), "page_url": func.coalesce(stmt.excluded.page_url, Sighting.page_url)},
         )
-    )  # fmt: skip
+    )
 
 
 def ingest(
@@ -52,15 +63,16 @@ def ingest(
     outcome: Analysis | LikenessError,
     canonical_id: int | None = None,
     page_url: str | None = None,
+    raw: bytes | None = None,
 ) -> Ingested:
     """Store one analysed (or failed) media with its faces and sighting, inside the caller's transaction."""
     values = {"sha256": digest, "canonical_id": canonical_id, **_media_values(outcome)}
     media_id = session.scalar(insert(Media).values(**values).on_conflict_do_nothing().returning(Media.id))
     if media_id is None:  # another worker stored these bytes first: only the sighting is new
         existing = known(session, [digest])[digest]
-        sight(session, existing, location, page_url)
+        sight(session, existing, location, page_url, raw)
         return Ingested(existing, created=False)
-    sight(session, media_id, location, page_url)
+    sight(session, media_id, location, page_url, raw)
     result = Ingested(media_id, created=True)
     if isinstance(outcome, Analysis):
         session.add_all(FrameHash(media_id=media_id, frame=f, digest=d) for f, d in outcome.own_frame_pdqs().items())
@@ -87,8 +99,10 @@ def ingest(
 
 
 def _media_values(outcome: Analysis | LikenessError) -> dict[str, object]:
+    """Text that came from the file (metadata, warnings, decoder messages) is cleaned and bounded here, whatever
+    the analysers did: one bad string must not lose the file."""
     if isinstance(outcome, LikenessError):
-        return {"status": "failed", "error_kind": outcome.kind, "error_message": str(outcome)}
+        return {"status": "failed", "error_kind": outcome.kind, "error_message": clean(str(outcome), 4000)}
     return {
         "status": "analyzed",
         "format": outcome.format,
@@ -99,9 +113,9 @@ def _media_values(outcome: Analysis | LikenessError) -> dict[str, object]:
         "pdq": outcome.pdq,
         "pdq_quality": outcome.pdq_quality,
         "nsfw": outcome.nsfw,
-        "provenance": outcome.provenance,
-        "skipped": outcome.skipped,
-        "warnings": outcome.warnings,
+        "provenance": clean_json(outcome.provenance),
+        "skipped": clean(outcome.skipped, 1000) if outcome.skipped else None,
+        "warnings": [clean(w, 1000) for w in outcome.warnings[:50]],
     }
 
 

@@ -1,28 +1,53 @@
-"""Typer app. Each command parses its arguments, calls one service function and formats the result."""
+"""Typer app. Each command parses its arguments, calls one service function and formats the result.
+
+Services are imported inside the commands (see cli/shell.py): the command line starts in a fraction of a second.
+Exit codes are in cli/shell.py and the README.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from likeness.cli import output
+from likeness.cli.audit import audit_app
 from likeness.cli.crawl import crawl_app
-from likeness.cli.shell import err, out, session
-from likeness.services import hashes, review, scan, subjects
+from likeness.cli.shell import FAILED, Format, err, out, session, typer_app, usage
 
-app = typer.Typer(help="Find misuse of consenting people's faces and protected images.", no_args_is_help=True)
-subjects_app = typer.Typer(help="Consenting people whose faces are protected.", no_args_is_help=True)
-hashes_app = typer.Typer(help="Protected images, kept only as perceptual hashes.", no_args_is_help=True)
-matches_app = typer.Typer(help="Review what the scanner found.", no_args_is_help=True)
-db_app = typer.Typer(help="The database.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from likeness.services.app import App
+
+app = typer_app("Find misuse of consenting people's faces and protected images.")
+subjects_app = typer_app("Consenting people whose faces are protected.")
+hashes_app = typer_app("Protected images, kept only as perceptual hashes.")
+matches_app = typer_app("Review what the scanner found.")
+db_app = typer_app("The database.")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(hashes_app, name="hashes")
 app.add_typer(matches_app, name="matches")
 app.add_typer(db_app, name="db")
 app.add_typer(crawl_app, name="crawl")
+app.add_typer(audit_app, name="audit")
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
+
+
+class Status(StrEnum):
+    new = "new"
+    on_hold = "on_hold"
+    confirmed = "confirmed"
+    rejected = "rejected"
+
+
+class ListFormat(StrEnum):
+    text = "text"
+    csv = "csv"
+    vpdq = "vpdq"
 
 
 @app.command("scan")
@@ -30,18 +55,38 @@ def scan_cmd(
     targets: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or http(s) URLs.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
-    """Analyse media, catalogue every face and match against the registry."""
-    with session() as a, output.scan_progress(err, disabled=as_json) as progress:
-        summary = scan.scan(a.store, a.settings, targets, progress)
+    """Analyse media, catalogue every face and match against the registry. Exit 1 when any file failed."""
+    missing = [t for t in targets if not t.startswith(("http://", "https://")) and "://" not in t]
+    missing = [t for t in missing if not os.path.lexists(os.path.expanduser(t))]
+    if missing:
+        usage(f"no such file or folder: {missing[0]}")
+    from likeness.services import scan
+
+    with session() as a:
+        scan.check_settings(a.settings)
+        _warn_stale_subjects(a)
+        with output.scan_progress(err, disabled=as_json) as progress:
+            summary = scan.scan(a.store, a.settings, targets, progress)
     if as_json:
         out.print_json(json.dumps(summary.as_json()))
     else:
         output.scan_summary(out, summary)
+    if summary.errors:
+        raise typer.Exit(FAILED)
+
+
+def _warn_stale_subjects(a: App) -> None:
+    from likeness.services import subjects
+
+    stale = [s.id for s in subjects.list_subjects(a) if s.model != a.settings.faces.model]
+    if stale:
+        err.print(f"[yellow]warning:[/yellow] subject(s) {', '.join(map(str, stale))} were enrolled with another "
+                  f"face model than {a.settings.faces.model} and are not matched: enroll them again")  # fmt: skip
 
 
 @subjects_app.command("add")
 def subjects_add(
-    photos: Annotated[list[Path], typer.Argument(help="Reference photos, one face each.", exists=True)],
+    photos: Annotated[list[Path], typer.Argument(help="Reference photos, one face each.", exists=True, dir_okay=False)],
     name: Annotated[str, typer.Option("--name", help="The subject's name (stored encrypted).")],
     largest_face: Annotated[bool, typer.Option(help="Use the largest face when a photo has several.")] = False,
     allow_domain: Annotated[
@@ -49,6 +94,8 @@ def subjects_add(
     ] = None,
 ) -> None:
     """Enroll a consenting subject; the whole catalogue is searched for them at once."""
+    from likeness.services import subjects
+
     with session() as a:
         result = subjects.enroll(a, name, photos, largest_face=largest_face, allowed_domains=allow_domain)
     out.print(
@@ -57,16 +104,37 @@ def subjects_add(
     )
 
 
+@subjects_app.command("import")
+def subjects_import(
+    folder: Annotated[Path, typer.Argument(help="One sub-folder per person, named after them.", file_okay=False)],
+    largest_face: Annotated[bool, typer.Option(help="Use the largest face when a photo has several.")] = False,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Enroll many people at once; people already enrolled under their folder's name are left as they are.
+    Exit 1 when a person had no usable photo."""
+    from likeness.services import subjects
+
+    with session() as a:
+        results = subjects.import_folder(a, folder, largest_face=largest_face)
+    output.imported(out, results, fmt)
+    if any(r.subject_id is None for r in results):
+        raise typer.Exit(FAILED)
+
+
 @subjects_app.command("list")
-def subjects_list(fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table") -> None:
+def subjects_list(fmt: FormatOption = Format.table) -> None:
+    from likeness.services import subjects
+
     with session() as a:
         rows = subjects.list_subjects(a)
-    output.subjects(out, rows, fmt)
+    output.subjects(out, rows, fmt, a.settings.faces.model)
 
 
 @subjects_app.command("remove")
 def subjects_remove(subject_id: int) -> None:
     """Withdraw a subject: their embeddings and matches are deleted everywhere."""
+    from likeness.services import subjects
+
     with session() as a:
         counts = subjects.withdraw(a, subject_id)
     out.print(
@@ -74,10 +142,11 @@ def subjects_remove(subject_id: int) -> None:
     )
 
 
-Bank = Annotated[str, typer.Option(help="The bank.")]
+Bank = Annotated[str, typer.Option(help="The bank (it must exist, or be the default, unless --create-bank).")]
+CreateBank = Annotated[bool, typer.Option("--create-bank", help="Create the bank if it does not exist.")]
 Submission = Annotated[str | None, typer.Option(help="Group these hashes so they can be withdrawn together.")]
-ListFormat = Annotated[
-    str,
+ListFormatOption = Annotated[
+    ListFormat,
     typer.Option(
         "--format", help="text (one PDQ hex per line), csv (hash,quality,id) or vpdq (frame,quality,hash,time: a video)"
     ),
@@ -86,20 +155,30 @@ ListFormat = Annotated[
 
 @hashes_app.command("add")
 def hashes_add(
-    files: Annotated[list[Path], typer.Argument(help="Images to protect; only their PDQ hash is stored.", exists=True)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Images to protect; only their PDQ hash is stored.", exists=True, dir_okay=False),
+    ],
     bank: Bank = "default",
+    create_bank: CreateBank = False,
     submission: Submission = None,
 ) -> None:
+    """Protect pictures and videos by their hash. Exit 1 when a file could not be protected."""
+    from likeness.services import hashes
+
     with session() as a:
+        hashes.require_bank(a, bank, create_bank)
         results = hashes.add_files(a, bank, files, submission)
     output.hashes_added(out, results)
-    if not any(r.hash_id for r in results):  # some flat frames of a video may be refused while others are kept
-        raise typer.Exit(1)
+    if not any(r.hash_id for r in results) or any(r.hash_id is None and r.pdq_hex is None for r in results):
+        raise typer.Exit(FAILED)  # a file that could not be read or hashed (flat frames of a video are not errors)
 
 
 @hashes_app.command("list")
 def hashes_list() -> None:
     """The banks, their settings and how many hashes each holds."""
+    from likeness.services import hashes
+
     with session() as a:
         output.banks(out, hashes.list_banks(a))
 
@@ -114,6 +193,8 @@ def hashes_bank(
     threshold: Annotated[int | None, typer.Option(help="This bank's PDQ distance (at most the global one).")] = None,
 ) -> None:
     """Create or change a bank."""
+    from likeness.services import hashes
+
     with session() as a:
         info = hashes.configure_bank(a, name, enabled=enabled, negative=negative, max_distance=threshold)
     output.banks(out, [info])
@@ -124,7 +205,11 @@ def hashes_withdraw(
     ids: Annotated[list[int] | None, typer.Argument(help="Hash ids.")] = None,
     submission: Annotated[str | None, typer.Option(help="Withdraw every hash of this submission.")] = None,
 ) -> None:
-    """Withdraw protected hashes: they and their matches are deleted, and no index keeps them."""
+    """Withdraw protected hashes (by id, or a whole submission): they and their matches are deleted everywhere."""
+    if bool(ids) == (submission is not None):
+        usage("give hash ids or --submission, not both" if ids else "give hash ids or --submission")
+    from likeness.services import hashes
+
     with session() as a:
         count = hashes.withdraw(a, ids, submission)
     out.print(f"{count} hash(es) withdrawn")
@@ -134,72 +219,96 @@ def hashes_withdraw(
 def hashes_import(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
     bank: Bank = "default",
-    fmt: ListFormat = "text",
+    create_bank: CreateBank = False,
+    fmt: ListFormatOption = ListFormat.text,
     submission: Submission = None,
 ) -> None:
     """Import a hash list as HMA and ThreatExchange tools write them; a file with any bad line imports nothing."""
+    from likeness.services import hashes
+
     with session() as a:
-        new, present, found = hashes.import_list(a, bank, path, fmt, submission)
+        hashes.require_bank(a, bank, create_bank)
+        new, present, found = hashes.import_list(a, bank, path, fmt.value, submission)
     out.print(f"{new} hash(es) imported into {bank}, {present} already there; {found} match(es) in the catalogue")
 
 
 @hashes_app.command("export")
-def hashes_export(bank: Bank = "default", fmt: ListFormat = "text", submission: Submission = None) -> None:
+def hashes_export(
+    bank: Annotated[str, typer.Option(help="The bank.")] = "default",
+    fmt: ListFormatOption = ListFormat.text,
+    submission: Submission = None,
+) -> None:
+    from likeness.services import hashes
+
     with session() as a:
-        typer.echo(hashes.export_list(a, bank, fmt, submission), nl=False)
+        typer.echo(hashes.export_list(a, bank, fmt.value, submission), nl=False)
 
 
 @matches_app.command("list")
 def matches_list(
-    status: Annotated[str | None, typer.Option(help="new, confirmed or rejected")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    status: Annotated[Status | None, typer.Option(help="Only matches in this state.")] = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
+    from likeness.services import review
+
     with session() as a:
-        rows = review.list_matches(a, status)
+        rows = review.list_matches(a, status.value if status else None)
     output.matches(out, rows, fmt)
 
 
 @matches_app.command("media")
 def matches_media(
     media_id: Annotated[int | None, typer.Argument(help="One media; all media with matches if left out.")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Per media: who and which banks it matched, in which frames, its NSFW score and vPDQ video verdicts."""
+    from likeness.services import review
+
     with session() as a:
         output.media_summaries(out, review.media_summary(a, media_id), fmt)
 
 
 @matches_app.command("confirm")
 def matches_confirm(match_id: int) -> None:
-    with session() as a:
-        review.set_status(a, match_id, "confirmed")
-    out.print(f"match {match_id} confirmed")
+    _set_status(match_id, "confirmed")
 
 
 @matches_app.command("reject")
 def matches_reject(match_id: int) -> None:
+    _set_status(match_id, "rejected")
+
+
+def _set_status(match_id: int, status: str) -> None:
+    from likeness.services import review
+
     with session() as a:
-        review.set_status(a, match_id, "rejected")
-    out.print(f"match {match_id} rejected")
+        review.set_status(a, match_id, status)
+    out.print(f"match {match_id} {status}")
 
 
 @app.command("report")
 def report_cmd(
-    out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
-    status: Annotated[str | None, typer.Option(help="Only matches in this state.")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="The HTML file to write (its folder must exist).")],
+    status: Annotated[Status | None, typer.Option(help="Only matches in this state.")] = None,
 ) -> None:
-    """Write a self-contained HTML report of the matches."""
+    """Write a self-contained HTML report of the matches (readable by you only)."""
+    if not out_path.parent.is_dir():
+        usage(f"{out_path.parent}: no such folder for the report")
+    if out_path.is_dir():
+        usage(f"{out_path}: is a folder; give the report's file name")
+    from likeness.services import review
+
     with session() as a:
-        count = review.write_report(a, out_path, status)
+        count = review.write_report(a, out_path, status.value if status else None)
     out.print(f"report with {count} match(es) written to {out_path}")
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (also done automatically on start)."""
-    with session() as a:
-        from likeness.store.db import current_revision
+    from likeness.store.db import current_revision
 
+    with session() as a:
         out.print(f"database at revision {current_revision(a.store.engine)}")
 
 
@@ -219,4 +328,4 @@ def demo_cmd(
     )
     out.print(f"5. report: {result.report}  ({result.elapsed_s:.0f}s in all)")
     if result.false_matches or result.subject_found < result.subject_total:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)

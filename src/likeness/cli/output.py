@@ -1,23 +1,28 @@
-"""Formatting for the terminal: Rich tables and progress, or JSON."""
+"""Formatting for the terminal: Rich tables and progress, or JSON. Text that came from files, platforms or people
+is escaped (a file named ``[red]x.jpg`` is shown, not interpreted); service types are imported for typing only."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from likeness.cases.review import MatchRow, MediaSummary
-from likeness.catalogue.crawls import Checkpoint
-from likeness.registry.hashes import BankInfo
-from likeness.registry.subjects import SubjectInfo
-from likeness.services.crawl import CrawlProgress, CrawlSummary
-from likeness.services.hashes import HashAdded
-from likeness.services.scan import Progress as ProgressFn
-from likeness.services.scan import ScanSummary
+if TYPE_CHECKING:
+    from likeness.cases.review import MatchRow, MediaSummary
+    from likeness.catalogue.crawls import Checkpoint
+    from likeness.registry.hashes import BankInfo
+    from likeness.registry.subjects import SubjectInfo
+    from likeness.services.crawl import CrawlProgress, CrawlSummary
+    from likeness.services.hashes import HashAdded
+    from likeness.services.scan import Progress as ProgressFn
+    from likeness.services.scan import ScanSummary
+    from likeness.services.subjects import Imported
 
 
 @contextmanager
@@ -42,13 +47,13 @@ def scan_summary(console: Console, s: ScanSummary) -> None:
     console.print(
         f"{s.files} file(s) in {s.elapsed_s:.1f}s ({s.files_per_s:.1f}/s): {s.analyzed} analysed, "
         f"{s.already_known} already known, {s.duplicates_in_scan} duplicate(s), {s.near_duplicates} near-duplicate(s), "
-        f"{s.prefiltered} pre-filtered, "
+        f"{s.prefiltered} pre-filtered, {s.not_media} not media, "
         f"{s.faces} face(s); new matches: {s.face_matches} face, {s.hash_matches} hash"
     )
     if s.errors:
         table = Table("file", "error", "message", title=f"{len(s.errors)} file(s) with errors")
         for e in s.errors:
-            table.add_row(e.location, e.kind, e.message)
+            table.add_row(escape(e.location), e.kind, escape(e.message))
         console.print(table)
 
 
@@ -59,7 +64,7 @@ def matches(console: Console, rows: Sequence[MatchRow], fmt: str) -> None:
     table = Table("id", "kind", "who / bank", "score", "tier", "status", Column("where", overflow="fold"))
     for r in rows:
         score = f"{r.score:.3f}" if r.kind == "face" else f"d={int(r.score)}"
-        table.add_row(str(r.id), r.kind, r.target, score, r.tier, r.status, r.location)
+        table.add_row(str(r.id), r.kind, escape(r.target), score, r.tier, r.status, escape(r.location))
     console.print(table)
 
 
@@ -76,30 +81,52 @@ def media_summaries(console: Console, rows: Sequence[MediaSummary], fmt: str) ->
         )
         nsfw = f"{r.max_nsfw:.2f}" if r.max_nsfw is not None else "-"
         frames = ", ".join(map(str, r.frames))
-        table.add_row(str(r.media_id), ", ".join(r.subjects), ", ".join(r.banks), frames, nsfw, videos, r.location)
+        names, banks = escape(", ".join(r.subjects)), escape(", ".join(r.banks))
+        table.add_row(str(r.media_id), names, banks, frames, nsfw, escape(videos), escape(r.location))
     console.print(table)
 
 
-def subjects(console: Console, rows: Sequence[SubjectInfo], fmt: str) -> None:
+def subjects(console: Console, rows: Sequence[SubjectInfo], fmt: str, model: str) -> None:
+    """``model``: the configured engine's; a subject enrolled with another must be enrolled again to be matched."""
+    if fmt == "json":
+        console.print_json(json.dumps([{**r.__dict__, "re_enroll": r.model != model} for r in rows]))
+        return
+    table = Table("id", "name", "references", "outliers", "matches", "allowed domains", "model")
+    for r in rows:
+        shown = r.model if r.model == model else f"[yellow]{escape(r.model)}: re-enroll[/yellow]"
+        table.add_row(str(r.id), escape(r.name), str(r.references), str(r.outliers), str(r.matches),
+                      escape(", ".join(r.allowed_domains)), shown)  # fmt: skip
+    console.print(table)
+    stale = sum(r.model != model for r in rows)
+    if stale:
+        console.print(f"[yellow]{stale} subject(s) were enrolled with another model than {escape(model)}: their "
+                      "photos must be enrolled again before they can be matched[/yellow]")  # fmt: skip
+
+
+def imported(console: Console, rows: Sequence[Imported], fmt: str) -> None:
     if fmt == "json":
         console.print_json(json.dumps([r.__dict__ for r in rows]))
         return
-    table = Table("id", "name", "references", "outliers", "matches", "allowed domains")
     for r in rows:
-        table.add_row(
-            str(r.id), r.name, str(r.references), str(r.outliers), str(r.matches), ", ".join(r.allowed_domains)
-        )
-    console.print(table)
+        if r.already_enrolled:
+            console.print(f"{escape(r.name)}: already enrolled as subject {r.subject_id}; left as it is")
+        elif r.subject_id is None:
+            console.print(f"[red]{escape(r.name)}[/red]: not enrolled, no usable photo")
+        else:
+            console.print(f"{escape(r.name)}: subject {r.subject_id} from {r.references} photo(s); "
+                          f"{r.catalogue_matches} match(es) in the catalogue")  # fmt: skip
+        for reason in r.refused:
+            console.print(f"  [yellow]left out:[/yellow] {escape(reason)}")
 
 
 def hashes_added(console: Console, results: Sequence[HashAdded]) -> None:
     for r in results:
         if r.error:
-            console.print(f"[red]{r.file}[/red]: {r.error}")
+            console.print(f"[red]{escape(r.file)}[/red]: {escape(r.error)}")
         else:
             state = "added" if r.created else "already protected"
             console.print(
-                f"{r.file}: {state} (pdq {r.pdq_hex}, quality {r.quality}); "
+                f"{escape(r.file)}: {state} (pdq {r.pdq_hex}, quality {r.quality}); "
                 f"{r.catalogue_matches} match(es) in the catalogue"
             )
 
@@ -109,7 +136,7 @@ def banks(console: Console, rows: Sequence[BankInfo]) -> None:
     for b in rows:
         kind = "negative" if b.negative else "protective"
         threshold = "global" if b.max_distance is None else str(b.max_distance)
-        table.add_row(b.bank, str(b.hashes), "yes" if b.enabled else "no", kind, threshold)
+        table.add_row(escape(b.bank), str(b.hashes), "yes" if b.enabled else "no", kind, threshold)
     console.print(table)
 
 
@@ -147,9 +174,11 @@ def crawl_summary(console: Console, s: CrawlSummary) -> None:
     if s.scan.upgraded:
         console.print(f"{s.scan.upgraded} original(s) fetched after a face was seen in the thumbnail")
     for reason in s.rejected[:20]:
-        console.print(f"[yellow]rejected:[/yellow] {reason}")
+        console.print(f"[yellow]rejected:[/yellow] {escape(reason)}")
     if s.error:
-        console.print(f"[red]stopped on an error:[/red] {s.error} (the next run resumes from the last whole page)")
+        console.print(
+            f"[red]stopped on an error:[/red] {escape(s.error)} (the next run resumes from the last whole page)"
+        )
 
 
 def crawl_status(console: Console, rows: Sequence[Checkpoint], fmt: str) -> None:
@@ -159,6 +188,6 @@ def crawl_status(console: Console, rows: Sequence[Checkpoint], fmt: str) -> None
     table = Table("source", "backfill", "cursor", "pages", "items", "failed", "last run", "last error")
     for r in rows:
         last = r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else "-"
-        table.add_row(r.source, "done" if r.backfilled else "in progress", r.cursor or "-", str(r.pages),
-                      str(r.items), str(r.failed), last, r.last_error or "")  # fmt: skip
+        table.add_row(escape(r.source), "done" if r.backfilled else "in progress", escape(r.cursor or "-"),
+                      str(r.pages), str(r.items), str(r.failed), last, escape(r.last_error or ""))  # fmt: skip
     console.print(table)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from likeness.catalogue import crawls
-from likeness.errors import LikenessError, Throttled
-from likeness.fetch import Fetcher
+from likeness.errors import BlockedAddress, ConfigurationError, InvalidInput, LikenessError, Throttled, UnsafeUrl
+from likeness.fetch import Fetcher, redact
 from likeness.log import get_logger
 from likeness.services.app import App
 from likeness.services.scan import Run, ScanSummary
@@ -148,10 +148,20 @@ class _Walk:
                     raise
                 time.sleep(min(exc.retry_after, self.app.settings.crawl.throttle_wait_s))
         self.summary.pages += 1
+        page = self._bounded(page)
         self.summary.rejected += page.rejected
         for reason in page.rejected:
             log.warning("crawl.rejected_entry", source=self.source.name, reason=reason)
         return page
+
+    def _bounded(self, page: Page) -> Page:
+        """A page with more items than ``crawl.max_items_per_page`` keeps the first ones, with a warning: one
+        hostile page must not make a crawl that fails on it every time."""
+        limit = self.app.settings.crawl.max_items_per_page
+        if len(page.items) <= limit:
+            return page
+        note = f"page has {len(page.items)} items; only the first {limit} are taken (crawl.max_items_per_page)"
+        return replace(page, items=page.items[:limit], rejected=[*page.rejected, note])
 
     def _scan(self, page: Page) -> int:
         """Fetch the page's new items together, then analyse each; returns how many were seen before."""
@@ -185,7 +195,9 @@ class _Walk:
         settings = self.app.settings.crawl
         sides = [s for s in (item.width, item.height) if s]
         reason = (
-            "videos are turned off (LIKENESS_CRAWL__VIDEOS)"
+            f"URL longer than {settings.max_url_length} characters"
+            if max(len(item.url), len(item.thumb_url or "")) > settings.max_url_length
+            else self._unsafe(item) or "videos are turned off (LIKENESS_CRAWL__VIDEOS)"
             if item.kind == "video" and not settings.videos
             else f"not a picture or video ({item.kind})"
             if item.kind not in ("image", "video")
@@ -197,10 +209,21 @@ class _Walk:
             return False
         with self.app.store.transaction() as session:
             crawls.record(
-                session, self.source.name, item.key, "skipped", item.url, page_url=item.page_url, error=reason
+                session, self.source.name, item.key, "skipped", redact(item.url), page_url=item.page_url, error=reason
             )
         self.summary.skipped += 1
         return True
+
+    def _unsafe(self, item: Item) -> str | None:
+        """What the SSRF guard says of the item's URLs before anything is stored or fetched (a platform is as
+        untrusted as a user: no local paths, other schemes, credentials or private addresses)."""
+        for url in (item.url, item.thumb_url):
+            try:
+                if url is not None:
+                    self.fetcher.guard(url)
+            except (UnsafeUrl, BlockedAddress) as exc:
+                return str(exc)
+        return None
 
     def retry_failed(self) -> None:
         with self.app.store.transaction() as session:
@@ -238,11 +261,14 @@ def deviantart(app: App, query: str | None = None, tag: str | None = None) -> So
     settings = app.settings.crawl
     if tag is not None:
         if not (settings.deviantart_client_id and settings.deviantart_client_secret):
-            raise LikenessError("--tag needs LIKENESS_CRAWL__DEVIANTART_CLIENT_ID and _CLIENT_SECRET; --query uses RSS")
+            raise ConfigurationError(
+                "a DeviantArt tag is read through the API, which needs LIKENESS_CRAWL__DEVIANTART_CLIENT_ID and "
+                "LIKENESS_CRAWL__DEVIANTART_CLIENT_SECRET (a query uses RSS and needs none)"
+            )
         secret = settings.deviantart_client_secret.get_secret_value()
         return DeviantartTags(settings.deviantart_api_url, tag, settings.deviantart_client_id, secret)
     if not query:
-        raise LikenessError("give --query (RSS search) or --tag (API)")
+        raise InvalidInput("give a query (RSS search) or a tag (API)")
     return DeviantartRss(settings.deviantart_rss_url, query)
 
 

@@ -1,8 +1,12 @@
-"""Protecting images by their hash (hashed here, only the hash stored), banks, withdrawal, hash lists."""
+"""Protecting images by their hash (hashed here, only the hash stored), banks, withdrawal, hash lists.
+
+A submission label (``--submission``, or the file name that groups a video's features) is personal: it is sealed
+with the submission's own key (registry/hashes.py) and withdrawn with its last hash.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from likeness.analyze import PDQ_ALGORITHM, pdq, vpdq
@@ -16,6 +20,7 @@ from likeness.registry import hashlists
 from likeness.registry.hashes import StoredHash
 from likeness.services.app import App
 from likeness.settings import MediaLimits
+from likeness.store import keys
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,13 @@ def _hash_file(data: bytes, limits: MediaLimits, submission: str | None, group: 
 
 
 def _store(app: App, bank: str, entries: list[StoredHash]) -> tuple[list[tuple[int, bool]], int]:
-    """Store hashes in one transaction and search the catalogue for the new ones; (id, created) and matches."""
+    """Store hashes in one transaction and search the catalogue for the new ones; (id, created) and matches.
+    ``entries`` carry their submission's label; they are stored with the submission's id."""
     with app.store.transaction() as session:
-        added = [registry.add_hash(session, bank, entry) for entry in entries]
+        labels = {e.submission for e in entries if e.submission is not None}
+        ids = {label: registry.submission_for(session, label, create=True) for label in labels}
+        stored = [replace(e, submission=ids[e.submission]) if e.submission is not None else e for e in entries]
+        added = [registry.add_hash(session, bank, entry) for entry in stored]
         new = [hash_id for hash_id, created in added if created]
         found = hash_match.search_catalogue(session, new, app.settings.hashes) if new else 0
     return added, found
@@ -126,8 +135,13 @@ def export_list(app: App, bank: str, fmt: str, submission: str | None = None) ->
 
 
 def withdraw(app: App, hash_ids: list[int] | None = None, submission: str | None = None) -> int:
+    """Hashes go in one transaction; then the key and label of each submission left without hashes (store/keys.py:
+    a crash in between is finished at the next start)."""
     with app.store.transaction() as session:
-        return registry.withdraw(session, hash_ids=hash_ids, submission=submission)
+        count = registry.withdraw(session, hash_ids=hash_ids, submission=submission)
+    with app.store.transaction() as session:
+        keys.erase_withdrawn(session)
+    return count
 
 
 def configure_bank(
@@ -147,3 +161,15 @@ def configure_bank(
 def list_banks(app: App) -> list[registry.BankInfo]:
     with app.store.transaction() as session:
         return registry.banks(session)
+
+
+def require_bank(app: App, name: str, create: bool = False) -> None:
+    """A bank named by a user must exist (a typo must not silently start a new one), unless ``create`` is asked for
+    or it is the default bank, which is made on first use."""
+    from likeness.errors import NotFound
+
+    with app.store.transaction() as session:
+        if create:
+            registry.ensure_bank(session, name)
+        elif name != "default" and name not in {b.bank for b in registry.banks(session)}:
+            raise NotFound(f"no bank {name!r}: create it with --create-bank, or with `likeness hashes bank {name}`")

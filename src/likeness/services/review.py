@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from likeness.cases import report, review
-from likeness.fetch import Fetcher, read_location
+from likeness.fetch import Fetcher
 from likeness.services.app import App
+from likeness.sources import MediaRef, read_file
 
 
 def list_matches(app: App, status: str | None = None) -> list[review.MatchRow]:
@@ -28,8 +30,13 @@ def set_status(app: App, match_id: int, status: str) -> None:
 def write_report(app: App, out: Path, status: str | None = None) -> int:
     settings = app.settings
     with Fetcher(settings.fetch, settings.media.max_bytes) as fetcher, app.store.transaction() as session:
-        html, count = report.render(
-            session, app.store.box, settings, lambda loc: read_location(loc, fetcher, settings.media.max_bytes), status
-        )
+
+        def read(location: str) -> bytes:
+            """URLs through the fetch layer; local paths as regular files only, like a scan reads them."""
+            if location.startswith(("http://", "https://")):
+                return fetcher.get(location)
+            return read_file(MediaRef(location, raw_path=os.fsencode(location)), settings.media.max_bytes)
+
+        html, count = report.render(session, app.store.box, settings, read, status)
     report.write(out, html)
     return count

@@ -1,33 +1,36 @@
-"""``scan``: discover -> read -> skip known bytes -> analyse in a process pool -> catalogue -> match.
+"""``scan``: discover -> read -> skip known bytes -> analyse in worker processes -> catalogue -> match.
 
 Each file is committed in its own transaction (media, faces, sighting, matches together), so a scan
-killed at any point resumes by skipping what was committed and redoing only what was in flight.
+killed at any point resumes by skipping what was committed and redoing only what was in flight. No single file
+stops a scan: reading, analysis (under a per-file budget, services/pool.py) and storing each fail as a recorded
+error of that file.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Hashable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing import get_context
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from likeness.analyze import Analysis, sha256
+from likeness.analyze import Analysis, pipeline, sha256
 from likeness.catalogue import crawls
 from likeness.catalogue import ingest as catalogue
 from likeness.catalogue.near_duplicates import NearDuplicates
-from likeness.errors import LikenessError
-from likeness.fetch import Fetcher, read_location
+from likeness.errors import LikenessError, MediaError, StoreFailed, UnsafeUrl
+from likeness.fetch import Fetcher, redact
 from likeness.log import get_logger
-from likeness.services import workers
+from likeness.media import sniff
 from likeness.services.indexes import Indexes
+from likeness.services.pool import AnalysisPool
 from likeness.settings import Settings
-from likeness.sources import MediaRef, discover
+from likeness.sources import MediaRef, Refused, discover, read_file, read_head
+from likeness.sources.local import MEDIA_SUFFIXES
 from likeness.store import Store
+from likeness.text import clean
 
 log = get_logger(__name__)
 
@@ -48,6 +51,7 @@ class ScanSummary:
     duplicates_in_scan: int = 0
     near_duplicates: int = 0
     prefiltered: int = 0
+    not_media: int = 0  # files in folders whose content is not a picture or video
     faces: int = 0
     face_matches: int = 0
     hash_matches: int = 0
@@ -70,57 +74,81 @@ Progress = Callable[[ScanSummary, int], None]
 class _Pending:
     ref: MediaRef
     digest: str
+    size: int = 0
 
 
 def scan(store: Store, settings: Settings, targets: list[str], progress: Progress | None = None) -> ScanSummary:
-    refs = list(discover(targets))
+    found = list(discover(targets))
     summary, started = ScanSummary(), time.perf_counter()
     with ExitStack() as stack:
-        fetcher = (
-            stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes))
-            if any(r.is_url for r in refs)
-            else None
-        )
+        urls = any(isinstance(r, MediaRef) and r.is_url for r in found)
+        fetcher = stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes)) if urls else None
         run = Run(store, settings, summary, stack, fetcher)
-        for ref in refs:
-            run.submit(ref)
+        for ref in found:
+            if isinstance(ref, Refused):
+                summary.files += 1
+                run.error(MediaRef(ref.location), ref.error, recorded=False)
+            else:
+                run.submit(ref)
             summary.elapsed_s = time.perf_counter() - started
             if progress:
-                progress(summary, len(refs))
+                progress(summary, len(found))
         run.drain(0)
     summary.elapsed_s = time.perf_counter() - started
     if progress:
-        progress(summary, len(refs))
+        progress(summary, len(found))
     return summary
 
 
+def check_settings(settings: Settings) -> None:
+    """An unknown analyser, engine or device stops a scan before it starts, not with an error on every file."""
+    pipeline.check(settings)
+
+
 class Run:
-    """The state of one scan: the pool (started on first use), futures in flight and in-scan duplicates."""
+    """The state of one scan: the worker pool (started on first use), files in flight and in-scan duplicates."""
 
     def __init__(
         self, store: Store, settings: Settings, summary: ScanSummary, stack: ExitStack, fetcher: Fetcher | None
     ) -> None:
+        check_settings(settings)
         self.store, self.settings, self.summary, self.stack, self.fetcher = store, settings, summary, stack, fetcher
         self.indexes = Indexes(settings)
         self.groups = NearDuplicates(settings.hashes.near_duplicate_distance, settings.hashes.pdq_min_quality)
-        self.pool: ProcessPoolExecutor | None = None
-        self.inflight: dict[Future[Analysis | LikenessError], _Pending] = {}
+        self.pool: AnalysisPool | None = None
+        self.inflight: dict[Hashable, _Pending] = {}
         self.waiting: dict[str, list[MediaRef]] = {}  # digest in flight -> further refs with the same bytes
-        self.capacity = settings.scan.workers * settings.scan.queue_per_worker
+        scan = settings.scan
+        self.capacity = scan.workers * (scan.queue_per_worker + scan.batch_files)
+        self.inflight_bytes = 0
 
     def submit(self, ref: MediaRef, data: bytes | LikenessError | None = None) -> None:
-        """Analyse one media: its bytes given (crawls fetch a page's media together) or read here."""
+        """Analyse one media: its bytes given (crawls fetch a page's media together) or read here. A file in a
+        folder whose content is not media is counted and left alone."""
+        if data is None and ref.in_folder and not _looks_like_media(ref):
+            self.summary.not_media += 1
+            return
         self.summary.files += 1
         try:
             if isinstance(data, LikenessError):
                 raise data
-            data = (
-                data if data is not None else read_location(ref.location, self.fetcher, self.settings.media.max_bytes)
-            )
-        except (LikenessError, OSError) as exc:
-            self._error(ref, getattr(exc, "kind", "io"), str(exc), recorded=False)
+            data = data if data is not None else self.read(ref)
+        except LikenessError as exc:
+            self.error(ref, exc, recorded=False)
             return
         self._submit_bytes(ref, data)
+
+    def read(self, ref: MediaRef, location: str | None = None) -> bytes:
+        """A local file the user named (or its folder holds), or a URL through the fetch layer. Nothing else is
+        read: a crawled item never reaches the file system."""
+        if ref.raw_path is not None:
+            return read_file(ref, self.settings.media.max_bytes)
+        url = location or ref.location
+        if not url.startswith(("http://", "https://")):
+            raise UnsafeUrl(f"{clean(url, 200)}: only http and https URLs are fetched")
+        if self.fetcher is None:
+            raise LikenessError(f"{url}: no fetcher configured for URLs")
+        return self.fetcher.get(url)
 
     def _submit_bytes(self, ref: MediaRef, data: bytes, from_drain: bool = False) -> None:
         digest = sha256(data)
@@ -128,39 +156,50 @@ class Run:
             self.waiting[digest].append(ref)
             self.summary.duplicates_in_scan += 1
             return
-        with self.store.transaction() as session:
-            media_id = catalogue.known(session, [digest]).get(digest)
-            if media_id is not None:
-                _sight(session, media_id, ref)
-                self.summary.already_known += 1
-                return
+        try:
+            with self.store.transaction() as session:
+                media_id = catalogue.known(session, [digest]).get(digest)
+                if media_id is not None:
+                    _sight(session, media_id, ref)
+                    self.summary.already_known += 1
+                    return
+        except SQLAlchemyError as exc:
+            self.error(ref, StoreFailed(_db_message(exc)), recorded=False)
+            return
         if not from_drain:  # called while draining (two-pass), one more in flight is fine; draining again is not
             self.drain(self.capacity - 1)
         self.waiting[digest] = []
-        self.inflight[self._pool().submit(workers.analyze, data)] = _Pending(ref, digest)
+        self.inflight[digest] = _Pending(ref, digest, len(data))
+        self.inflight_bytes += len(data)
+        self._pool().submit(digest, data)
 
     def drain(self, keep: int) -> None:
-        """Collect finished analyses until at most ``keep`` are in flight (bounded memory, steady workers)."""
-        while len(self.inflight) > keep:
-            done, _ = wait(self.inflight, return_when=FIRST_COMPLETED)
-            for future in done:
-                pending = self.inflight.pop(future)
-                try:
-                    outcome = future.result()
-                except BrokenProcessPool:
-                    self._broken(pending)
-                    continue
+        """Collect finished analyses until at most ``keep`` files (and ``scan.inflight_mib`` of their bytes) are in
+        flight: bounded memory, steady workers."""
+        budget = self.settings.scan.inflight_mib * 2**20
+        while len(self.inflight) > keep or (self.inflight and self.inflight_bytes > budget):
+            assert self.pool is not None
+            for key, outcome in self.pool.collect():
+                pending = self.inflight.pop(key)
+                self.inflight_bytes -= pending.size
                 self._commit(pending, outcome)
 
     def _commit(self, pending: _Pending, outcome: Analysis | LikenessError) -> None:
-        """One transaction per file: the media (or its error), faces, every sighting, and the new matches."""
+        """One transaction per file; a database error on it is recorded against that file, and the scan goes on."""
         if isinstance(outcome, Analysis) and outcome.faces and pending.ref.upgrade_url and self._upgrade(pending):
             return
         extra = self.waiting.pop(pending.digest, [])
+        try:
+            self._store_outcome(pending, outcome, extra)
+        except SQLAlchemyError as exc:
+            log.warning("scan.store_failed", location=pending.ref.location, error=_db_message(exc))
+            self._store_failure(pending, StoreFailed(f"the database refused this file's analysis: {_db_message(exc)}"))
+
+    def _store_outcome(self, pending: _Pending, outcome: Analysis | LikenessError, extra: list[MediaRef]) -> None:
         if isinstance(outcome, LikenessError):
             with self.store.transaction() as session:
                 self._store(session, pending, outcome, extra)
-            self._error(pending.ref, outcome.kind, str(outcome), recorded=True)
+            self.error(pending.ref, outcome, recorded=True)
             return
         with self.store.transaction() as session:
             canonical = self.groups.canonical_for(session, outcome)
@@ -176,6 +215,16 @@ class Run:
         self.summary.faces += len(outcome.faces)
         self.summary.prefiltered += outcome.skipped is not None
 
+    def _store_failure(self, pending: _Pending, error: StoreFailed) -> None:
+        """The file's analysis could not be stored: store the failure instead (so it is not re-analysed forever)."""
+        try:
+            with self.store.transaction() as session:
+                self._store(session, pending, error, [])
+        except SQLAlchemyError:
+            self.error(pending.ref, error, recorded=False)
+            return
+        self.error(pending.ref, error, recorded=True)
+
     def _upgrade(self, pending: _Pending) -> bool:
         """Two-pass: the rendition shows a face, so the original is fetched and analysed in its place (and so are
         the originals of other items that had the same rendition). When the original cannot be had, the
@@ -183,7 +232,7 @@ class Run:
         ref, original = pending.ref, pending.ref.upgrade_url
         assert original is not None
         try:
-            data = read_location(original, self.fetcher, self.settings.media.max_bytes)
+            data = self.read(ref, original)
         except LikenessError as exc:
             log.warning("crawl.original_failed", url=original, error=str(exc))
             return False
@@ -196,9 +245,9 @@ class Run:
     def _submit_original(self, ref: MediaRef) -> None:
         location = ref.upgrade_url or ref.location
         try:
-            data = read_location(location, self.fetcher, self.settings.media.max_bytes)
+            data = self.read(ref, location)
         except LikenessError as exc:
-            self._error(ref, exc.kind, str(exc), recorded=False)
+            self.error(ref, exc, recorded=False)
             return
         self._submit_bytes(replace(ref, location=location, upgrade_url=None), data, from_drain=True)
 
@@ -211,47 +260,55 @@ class Run:
         canonical: int | None = None,
     ) -> catalogue.Ingested:
         ref = pending.ref
-        stored = catalogue.ingest(session, pending.digest, ref.location, outcome, canonical, ref.page_url)
+        stored = catalogue.ingest(
+            session, pending.digest, ref.location, outcome, canonical, ref.page_url, raw=ref.raw_path
+        )
         _record_item(session, stored.media_id, ref)
         for other in extra:
             _sight(session, stored.media_id, other)
         return stored
 
-    def _broken(self, pending: _Pending) -> None:
-        """A worker died (killed, or crashed in native code): not recorded, so the next scan retries it."""
-        self.waiting.pop(pending.digest, None)
-        self._error(pending.ref, "worker_crashed", "the analysis worker died; retried on the next scan", recorded=False)
-        self._close_pool()
-
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self) -> AnalysisPool:
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                self.settings.scan.workers,
-                mp_context=get_context("spawn"),
-                initializer=workers.init,
-                initargs=(self.settings,),
-            )
-            self.stack.callback(self._close_pool)
+            self.pool = self.stack.enter_context(AnalysisPool(self.settings, self.settings.scan.workers))
         return self.pool
 
-    def _close_pool(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
-
-    def _error(self, ref: MediaRef, kind: str, message: str, recorded: bool) -> None:
+    def error(self, ref: MediaRef, exc: LikenessError, recorded: bool) -> None:
         """A transient failure of a crawled item is recorded as failed, to be retried by the next crawl."""
-        log.info("scan.file_error", location=ref.location, kind=kind, message=message)
-        self.summary.errors.append(FileError(ref.location, kind, message, recorded))
+        message = clean(str(exc), 2000)
+        where = redact(ref.location) if ref.raw_path is None else ref.location  # a URL's credentials never shown
+        log.info("scan.file_error", location=where, kind=exc.kind, message=message)
+        self.summary.errors.append(FileError(where, exc.kind, message, recorded))
         if not recorded and ref.source and ref.key:
-            with self.store.transaction() as session:
-                crawls.record(
-                    session, ref.source, ref.key, "failed", ref.location, page_url=ref.page_url, error=message
-                )
+            try:
+                with self.store.transaction() as session:
+                    crawls.record(session, ref.source, ref.key, "failed", where, page_url=ref.page_url, error=message)
+            except SQLAlchemyError as db_exc:
+                log.warning("scan.item_not_recorded", key=ref.key, error=_db_message(db_exc))
+
+
+def _looks_like_media(ref: MediaRef) -> bool:
+    """In a folder, a file is taken when its content is a picture or video, or its name says it is one (so a
+    broken ``.jpg`` is reported, not skipped)."""
+    if ref.location.rsplit(".", 1)[-1].lower() in {s.lstrip(".") for s in MEDIA_SUFFIXES}:
+        return True
+    try:
+        sniff(read_head(ref))
+    except MediaError:
+        return False
+    except LikenessError:
+        return True  # unreadable: the full read reports why
+    return True
+
+
+def _db_message(exc: SQLAlchemyError) -> str:
+    """The database's own reason, without the statement and parameters SQLAlchemy appends (they may be huge)."""
+    original = getattr(exc, "orig", None)
+    return clean(str(original or exc).splitlines()[0] if str(original or exc) else exc.__class__.__name__, 500)
 
 
 def _sight(session: Session, media_id: int, ref: MediaRef) -> None:
-    catalogue.sight(session, media_id, ref.location, ref.page_url)
+    catalogue.sight(session, media_id, ref.location, ref.page_url, ref.raw_path)
     _record_item(session, media_id, ref)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from likeness.analyze import Analysis, Pipeline
 from likeness.errors import AnalysisFailed, LikenessError
 from likeness.settings import Settings
@@ -25,5 +27,15 @@ def analyze(data: bytes) -> Analysis | LikenessError:
         return _pipeline.analyze(data)
     except LikenessError as exc:
         return exc
+    except MemoryError:
+        raise  # the pool turns it into a budget error and replaces this worker
     except Exception as exc:  # an analyser bug or a model failing on odd pixels: recorded, never silent
         return AnalysisFailed(f"{exc.__class__.__name__}: {exc}")
+
+
+def analyze_many(datas: Sequence[bytes], started: Callable[[int], None]) -> list[Analysis | LikenessError]:
+    results = []
+    for n, data in enumerate(datas):
+        started(n)
+        results.append(analyze(data))
+    return results

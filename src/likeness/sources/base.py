@@ -12,7 +12,7 @@ from likeness.errors import MalformedPayload
 
 @dataclass(frozen=True)
 class MediaRef:
-    """A media to fetch: a local path or a URL, and where it was found.
+    """A media to read: a local file or a URL, and where it was found.
 
     Crawled media also carry their source and item key (the crawl's checkpoint records them in the same
     transaction as the media), and may carry ``upgrade_url``: the original, fetched only when the rendition at
@@ -25,6 +25,11 @@ class MediaRef:
     key: str | None = None
     upgrade_url: str | None = None
     meta: dict[str, Any] | None = field(default=None, compare=False)  # what the platform said of the item
+    # Local files only, and only as the user named them or their folder walk found them: the path's exact bytes
+    # (``location`` is its readable form). A ref without it is never read from the file system, whatever its
+    # location says: a crawled item cannot make the scanner read a local file.
+    raw_path: bytes | None = None
+    in_folder: bool = False  # found by a folder walk: kept only if its content is media
 
     @property
     def is_url(self) -> bool:
