@@ -9,6 +9,7 @@ from bench.common import ROOT, require_eval_data
 
 BENCHES = [
     "detection",
+    "embeddings",
     "accuracy",
     "throughput",
     "vs_face_recognition",
@@ -18,6 +19,7 @@ BENCHES = [
     "video",
     "crawl",
     "two_pass",
+    "hostile",
 ]
 
 

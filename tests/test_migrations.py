@@ -42,7 +42,7 @@ def test_upgrade_from_0001_keeps_protected_hashes_and_creates_their_banks(pg: ob
         command.upgrade(_config(conn), "head")
         conn.commit()
         head = ScriptDirectory.from_config(_config(conn)).get_current_head()
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head == db.HEAD
     engine.dispose()
 
 

@@ -324,4 +324,3 @@ def _number(value: str) -> float:
         return float(value)
     except ValueError:
         return 1.0  # unreadable: do not pause on it
-

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from likeness.analyze.faces import FaceEngine, to_face, unit
 from likeness.errors import EnrollmentError, MediaError, NotFound
-from likeness.media import decode, jpeg
 from likeness.settings import Settings
 from likeness.store import audit
 from likeness.store.crypto import Box, DataKey, box_of
 from likeness.store.models import Match, Subject, SubjectReference
+
+if TYPE_CHECKING:  # the engine and decoders load only where a photo is enrolled, not to list subjects
+    from likeness.analyze.faces import FaceEngine
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ def reference_from_photo(
     data: bytes, label: str, engine: FaceEngine, settings: Settings, largest_face: bool = False
 ) -> Reference:
     """Embed the one face of a reference photo; a photo with none, or several, is refused unless told otherwise."""
+    from likeness.analyze.faces import to_face
+    from likeness.media import decode
+
     try:
         media = decode(data, settings.media)
     except MediaError as exc:
@@ -55,7 +60,9 @@ def reference_from_photo(
     if not faces:
         raise EnrollmentError(f"{label}: no face found; use a clear, front-facing photo")
     if len(faces) > 1 and not largest_face:
-        raise EnrollmentError(f"{label}: {len(faces)} faces found; crop the photo to one person or pass --largest-face")
+        raise EnrollmentError(
+            f"{label}: {len(faces)} faces found; crop the photo to one person or enroll the largest face"
+        )
     face = max(faces, key=lambda f: f.box[2] * f.box[3])
     return Reference(face.embedding, to_face(face, media.scale, engine).quality, face.chip)
 
@@ -69,6 +76,8 @@ def centroid(
     similarity to the centroid of the *others* is under ``outlier_below`` (a wrong person or a bad photo),
     one at a time so that one stranger cannot drag the good references down with it. Two always remain.
     """
+
+    from likeness.analyze.faces import unit
 
     def direction(rows: np.ndarray) -> np.ndarray:
         return unit((embeddings[rows] * weights[rows, None]).sum(axis=0))
@@ -117,6 +126,8 @@ def create_subject(
 
 
 def _reference(key: DataKey, subject_id: int, ref: Reference, is_outlier: bool, keep_crop: bool) -> SubjectReference:
+    from likeness.media import jpeg
+
     return SubjectReference(
         subject_id=subject_id,
         embedding_enc=key.seal_vector(ref.embedding),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from likeness import log
-from likeness.analyze.faces import FaceEngine, make_engine
 from likeness.settings import Settings, get_settings
 from likeness.store import Store, open_store
+
+if TYPE_CHECKING:  # the face engine loads with the first enrollment, never to list or review
+    from likeness.analyze.faces import FaceEngine
 
 
 @dataclass
@@ -19,6 +22,8 @@ class App:
     def face_engine(self) -> FaceEngine:
         """Loaded on first use and kept: loading the models costs more than embedding one photo."""
         if self._engine is None:
+            from likeness.analyze.faces import make_engine
+
             self._engine = make_engine(self.settings)
         return self._engine
 

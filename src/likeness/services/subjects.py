@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from likeness.errors import EnrollmentError, InvalidInput, LikenessError
-from likeness.match import faces as face_match
 from likeness.registry import subjects as registry
 from likeness.services.app import App
 from likeness.sources import MediaRef, read_file
@@ -45,7 +46,7 @@ def enroll(
         subject_id = registry.create_subject(
             session, app.store.box, name.strip(), refs, engine, app.settings, allowed_domains
         )
-        found = face_match.search_catalogue(session, subject_id, app.settings.faces)
+        found = _search_catalogue(session, subject_id, app)
     return Enrolled(subject_id, len(refs), found)
 
 
@@ -91,8 +92,14 @@ def _import_person(app: App, folder: Path, largest_face: bool) -> Imported:
         return Imported(folder.name, None, 0, 0, refused)
     with app.store.transaction() as session:
         subject_id = registry.create_subject(session, app.store.box, folder.name, refs, app.face_engine(), app.settings)
-        found = face_match.search_catalogue(session, subject_id, app.settings.faces)
+        found = _search_catalogue(session, subject_id, app)
     return Imported(folder.name, subject_id, len(refs), found, refused)
+
+
+def _search_catalogue(session: Session, subject_id: int, app: App) -> int:
+    from likeness.match import faces as face_match  # with the matching stack: only where someone is enrolled
+
+    return face_match.search_catalogue(session, subject_id, app.settings.faces)
 
 
 def list_subjects(app: App) -> list[registry.SubjectInfo]:
