@@ -20,6 +20,7 @@ BENCHES = [
     "crawl",
     "two_pass",
     "hostile",
+    "startup",
 ]
 
 
