@@ -42,21 +42,30 @@ def _analyse_once(data: bytes, home: str) -> tuple[str, float, float]:
 
 
 def per_class(home: str) -> list[list[object]]:
+    """Per class: how many files, their outcomes, the slowest analysis and the highest peak."""
     ctx = get_context("spawn")
     tiny = images.encode(np.full((64, 64, 3), 90, np.uint8), "PNG")
-    rows: dict[str, list[object]] = {}
     with tempfile.TemporaryDirectory() as folder:
         hostile = [(f.group, f.name, f.data) for f in corpus(Path(folder))]
     files = [("(models only: a 64 px picture)", "baseline", tiny), *hostile]
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        pool.submit(_analyse_once, tiny, home).result()  # builds the ONNX graphs once, before anything is timed
+    found: dict[str, list[tuple[str, float, float]]] = {}
     for group, name, data in files:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             kind, seconds, peak = pool.submit(_analyse_once, data, home).result()
         print(group, name, kind, f"{seconds:.2f}s", f"{peak:.0f}MiB", flush=True)
-        worst = rows.get(group)
-        if worst is None or seconds > float(worst[3]) or peak > float(worst[4]):  # type: ignore[arg-type]
-            size = f"{len(data) / 1024:.0f} KiB"
-            rows[group] = [group, name, f"{kind} ({size})", f"{seconds:.2f}", f"{peak:.0f}"]
-    return list(rows.values())
+        found.setdefault(group, []).append((kind, seconds, peak))
+    return [_row(group, results) for group, results in found.items()]
+
+
+def _row(group: str, results: list[tuple[str, float, float]]) -> list[object]:
+    kinds: dict[str, int] = {}
+    for kind, _, _ in results:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    outcomes = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    slowest, highest = max(r[1] for r in results), max(r[2] for r in results)
+    return [group, len(results), outcomes, f"{slowest:.2f}", f"{highest:.0f}"]
 
 
 def _normal_pictures() -> list[bytes]:
@@ -120,16 +129,19 @@ def main() -> None:
         rows = per_class(home)
         files, pool, plain = overhead(home)
     limits = Settings()
+    slowest = max(float(str(row[3])) for row in rows[1:])
     write_section(
         "hostile",
         "Hostile input: cost per class, and the per-file budget's overhead",
         f"""
 Each file of tests/hostile.py's corpus analysed alone by the product's pipeline (default settings) in a fresh
-process: its outcome, wall time of the analysis and the process's peak resident memory (models included; the first
-row is the models alone). The worst file of each class is shown. Budget per file: {limits.scan.file_seconds:g} s
-and {limits.scan.file_memory_mib} MiB (`LIKENESS_SCAN__FILE_SECONDS`, `__FILE_MEMORY_MIB`).
+process: per class, the files' outcomes, the slowest analysis and the highest peak resident memory of a process
+(models included; the first row is the models alone). The slowest hostile file took {slowest:.2f} s: each is refused
+from what it declares or analysed normally, and the budget is the backstop. Budget per file:
+{limits.scan.file_seconds:g} s and {limits.scan.file_memory_mib} MiB
+(`LIKENESS_SCAN__FILE_SECONDS`, `LIKENESS_SCAN__FILE_MEMORY_MIB`).
 
-{table(["class", "worst file", "outcome", "seconds", "peak MiB"], rows)}
+{table(["class", "files", "outcomes", "slowest s", "peak MiB"], rows)}
 
 **The budget's overhead**: {files} normal pictures (astronaut, Grace Hopper, scikit-image photos at six sizes)
 analysed with 2 workers, best of {RUNS}: the product's watched pool {pool:.2f} s, a plain process pool without any

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +127,8 @@ def _analyze_many(files: list[bytes]) -> int:
 def pool_rate(files: list[bytes]) -> float:
     """Images/s of the pipeline alone on every core: one process per core, ``analyze_many`` over batches of files."""
     chunks = [files[i : i + FILES_PER_CALL] for i in range(0, len(files), FILES_PER_CALL)]
-    with ProcessPoolExecutor(os.cpu_count(), initializer=_init) as pool:
+    spawn = get_context("spawn")  # forking a process whose ONNX Runtime threads are running can deadlock
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=spawn, initializer=_init) as pool:
         list(pool.map(_analyze_many, [files[:2]] * (os.cpu_count() or 1)))  # warm-up: models loaded everywhere
         started = time.perf_counter()
         done = sum(pool.map(_analyze_many, chunks))

@@ -181,7 +181,8 @@ class EmbeddedServer:
     # Starting, under the start lock
 
     def _ensure_running(self, start_fd: int) -> Endpoint:
-        _as_owner()  # as root without user namespaces: refuse before making anything
+        if self.running() is None:
+            _as_owner()  # as root without user namespaces: refuse before making anything (joining needs no probe)
         for leftover in self.data.parent.glob(f".{self.data.name}-init-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # a first start killed during initdb
         if not (self.data / "PG_VERSION").is_file():
