@@ -29,7 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	# --no-deps: face_recognition would build dlib from source; dlib-bin already provides the module
 	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0
-	$(BIN)/python -m pip install --quiet faiss-cpu
+	$(BIN)/python -m pip install --quiet faiss-cpu locust
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -21,6 +21,7 @@ BENCHES = [
     "two_pass",
     "hostile",
     "startup",
+    "api",
 ]
 
 

@@ -146,7 +146,7 @@ def whole_scan(files: list[bytes]) -> float:
         for i, data in enumerate(files):
             (folder / f"{i}.jpg").write_bytes(data)
         app = open_app(Settings(home=Path(tmp) / "home"))
-        summary = scan.scan(app.store, app.settings, [str(folder)])
+        summary = scan.scan(app, [str(folder)], actor="bench")
         app.close()
     return summary.files / summary.elapsed_s
 

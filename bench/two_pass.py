@@ -71,7 +71,7 @@ def run(items: int, face_every: int, two_pass: bool, thumb_width: int = 450) -> 
         crawling = CrawlSettings(civitai_url=base, two_pass=two_pass, thumb_width=thumb_width)
         settings = Settings(home=Path(tmp), fetch=fetch, crawl=crawling)
         with open_app(settings) as app:
-            summary = crawl.crawl(app, crawl.civitai(app))
+            summary = crawl.crawl(app, crawl.civitai(app), actor="bench")
             assert summary.error is None and summary.scan.errors == [], summary
             with app.store.transaction() as session:
                 with_faces = set(

@@ -93,7 +93,7 @@ def run_likeness(known: dict[str, list[Path]], unknown: Path, work: Path) -> tup
     elapsed = time.perf_counter() - started
     answers: dict[str, set[str]] = defaultdict(set)
     with open_app(Settings(home=work / "home")) as app:
-        for row in review.list_matches(app):
+        for row in review.list_matches(app, limit=None):
             answers[Path(row.location).name].add(row.target)
     return elapsed, answers
 

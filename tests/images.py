@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from skimage import data
 
 from likeness.services.corpus import GRACE_HOPPER, resize
+from likeness.services.subjects import Photo
 
 __all__ = ["GRACE_HOPPER", "resize"]  # re-exported for the tests
 
@@ -133,3 +134,8 @@ def animated_gif(frames: list[np.ndarray], duration_ms: int = 500) -> bytes:
     buf = io.BytesIO()
     first.save(buf, "GIF", save_all=True, append_images=rest, duration=duration_ms, loop=0)
     return buf.getvalue()
+
+
+def photos(paths: list[Path]) -> list[Photo]:
+    """Files as the services take them: a name and the bytes."""
+    return [Photo(str(p), p.read_bytes()) for p in paths]

@@ -20,13 +20,14 @@ from likeness.settings import Settings
 from likeness.store import audit
 from likeness.store.audit import Head, advance_checkpoint, read_checkpoint
 from tests import images
+from tests.images import photos
 
 
 def _rows(app: App, count: int = 8) -> int:
     """``count`` audit rows, cheaply: a bank created, then switched on and off."""
-    hashes.configure_bank(app, "b")
+    hashes.configure_bank(app, "b", actor="test")
     for n in range(count - 1):
-        hashes.configure_bank(app, "b", enabled=n % 2 == 1)
+        hashes.configure_bank(app, "b", enabled=n % 2 == 1, actor="test")
     return count
 
 
@@ -127,7 +128,7 @@ def test_a_tail_deleted_then_written_over_is_detected(app: App) -> None:
     count = _rows(app)
     _superuser(app, f"DELETE FROM audit_log WHERE seq > {count - 2}")
     for n in range(4):
-        hashes.configure_bank(app, "b", enabled=n % 2 == 0)
+        hashes.configure_bank(app, "b", enabled=n % 2 == 0, actor="test")
     verdict = _verdict(app)
     assert not verdict.intact and verdict.first_bad == count and "replaced" in (verdict.reason or "")
     checkpoint = read_checkpoint(app.store.box.checkpoint)
@@ -139,7 +140,9 @@ def test_a_damaged_checkpoint_is_reported(app: App) -> None:
     app.store.box.checkpoint.write_text("{}")
     verdict = _verdict(app)
     assert not verdict.intact and "not an audit checkpoint" in (verdict.reason or "")
-    hashes.configure_bank(app, "b", enabled=True)  # the application goes on, and leaves the evidence alone
+    hashes.configure_bank(
+        app, "b", enabled=True, actor="test"
+    )  # the application goes on, and leaves the evidence alone
     assert app.store.box.checkpoint.read_text() == "{}"
 
 
@@ -160,7 +163,7 @@ def test_concurrent_writers_keep_the_sequence_gapless(app: App) -> None:
         for i in range(6):
             try:
                 with app.store.transaction() as session:
-                    audit.record(session, "test.event", "test", n * 100 + i, {"i": i})
+                    audit.record(session, "test.event", "test", n * 100 + i, {"i": i}, actor="test")
                     if i % 3 == 2:
                         raise RuntimeError("rolled back")
             except RuntimeError:
@@ -187,7 +190,7 @@ def test_the_checkpoint_lives_where_settings_say(settings: Settings, tmp_path: P
 
 def test_export_is_a_verifiable_copy_whose_personal_parts_shred(app: App, tmp_path: Path) -> None:
     picture = images.write(tmp_path / "p.jpg", images.NO_FACE["chelsea"]())
-    hashes.add_files(app, "ncii", [picture], submission="Case of Wilhelmina Export")
+    hashes.add_files(app, "ncii", photos([picture]), submission="Case of Wilhelmina Export", actor="test")
     lines: list[str] = []
     audit_service.export(app, lines.append, decrypt=True)
     rows = [json.loads(line) for line in lines]
@@ -195,7 +198,7 @@ def test_export_is_a_verifiable_copy_whose_personal_parts_shred(app: App, tmp_pa
     [created] = [r for r in rows if r["action"] == "submission.created"]
     assert created["personal"] == {"label": "Case of Wilhelmina Export"} and created["personal_sealed"]
     assert "Wilhelmina" not in json.dumps([{k: v for k, v in r.items() if k != "personal"} for r in rows])
-    hashes.withdraw(app, submission="Case of Wilhelmina Export")
+    hashes.withdraw(app, actor="test", submission="Case of Wilhelmina Export")
     out = tmp_path / "audit.jsonl"
     assert audit_service.export_file(app, out, decrypt=True) == len(rows) + 2  # hash and submission withdrawn
     again = {r["seq"]: r for r in map(json.loads, out.read_text().splitlines())}

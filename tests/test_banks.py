@@ -12,6 +12,7 @@ from likeness.services import corpus, hashes, review, scan
 from likeness.services.app import App
 from likeness.store.models import Match, ProtectedHash
 from tests import images
+from tests.images import photos
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> corpus.Corpus:
 
 
 def _hash_hits(app: App) -> list[review.review.MatchRow]:
-    return [r for r in review.list_matches(app) if r.kind == "hash"]
+    return [r for r in review.list_matches(app, limit=None) if r.kind == "hash"]
 
 
 def _repost(tmp_path: Path, made: corpus.Corpus, name: str, quality: int) -> Path:
@@ -31,11 +32,11 @@ def _repost(tmp_path: Path, made: corpus.Corpus, name: str, quality: int) -> Pat
 def test_withdrawal_removes_the_hash_its_matches_and_every_later_match(
     app: App, made: corpus.Corpus, tmp_path: Path
 ) -> None:
-    added = hashes.add_files(app, "ncii", [made.protected], submission="case-17")[0]
-    scan.scan(app.store, app.settings, [str(made.scan_dir / "reposts")])  # the scan keeps its index warm
+    added = hashes.add_files(app, "ncii", photos([made.protected]), submission="case-17", actor="test")[0]
+    scan.scan(app, [str(made.scan_dir / "reposts")], actor="test")  # the scan keeps its index warm
     assert len(_hash_hits(app)) == 1
-    assert hashes.withdraw(app, submission="case-17") == 1
-    later = scan.scan(app.store, app.settings, [str(_repost(tmp_path, made, "a.jpg", 70))])
+    assert hashes.withdraw(app, actor="test", submission="case-17") == 1
+    later = scan.scan(app, [str(_repost(tmp_path, made, "a.jpg", 70))], actor="test")
     assert later.analyzed == 1 and later.hash_matches == 0
     with app.store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(ProtectedHash)) == 0
@@ -44,41 +45,47 @@ def test_withdrawal_removes_the_hash_its_matches_and_every_later_match(
 
 
 def test_disabled_bank_and_per_bank_threshold(app: App, made: corpus.Corpus) -> None:
-    hashes.add_files(app, "ncii", [made.protected])
-    hashes.configure_bank(app, "ncii", enabled=False)
-    assert scan.scan(app.store, app.settings, [str(made.scan_dir / "reposts")]).hash_matches == 0
+    hashes.add_files(app, "ncii", photos([made.protected]), actor="test")
+    hashes.configure_bank(app, "ncii", enabled=False, actor="test")
+    assert scan.scan(app, [str(made.scan_dir / "reposts")], actor="test").hash_matches == 0
     distance = 14  # of the corpus repost (resized to 70%, JPEG q60) from the protected original
-    hashes.configure_bank(app, "ncii", enabled=True, max_distance=distance - 1)
-    assert hashes.add_files(app, "ncii", [made.protected])[0].catalogue_matches == 0  # already there: no search
-    assert hashes.add_files(app, "ncii2", [made.protected])[0].catalogue_matches == 1
-    hashes.configure_bank(app, "ncii2", max_distance=distance - 1)
-    assert hashes.add_files(app, "ncii3", [made.protected]) and len(_hash_hits(app)) == 2
+    hashes.configure_bank(app, "ncii", enabled=True, max_distance=distance - 1, actor="test")
+    assert (
+        hashes.add_files(app, "ncii", photos([made.protected]), actor="test")[0].catalogue_matches == 0
+    )  # already there: no search
+    assert hashes.add_files(app, "ncii2", photos([made.protected]), actor="test")[0].catalogue_matches == 1
+    hashes.configure_bank(app, "ncii2", max_distance=distance - 1, actor="test")
+    assert hashes.add_files(app, "ncii3", photos([made.protected]), actor="test") and len(_hash_hits(app)) == 2
 
 
 def test_threshold_above_the_global_one_is_refused(app: App) -> None:
     with pytest.raises(Exception, match="between 0 and the global PDQ threshold 31"):
-        hashes.configure_bank(app, "ncii", max_distance=40)
+        hashes.configure_bank(app, "ncii", max_distance=40, actor="test")
 
 
 def test_negative_bank_vetoes_matches_in_both_directions(app: App, made: corpus.Corpus, tmp_path: Path) -> None:
-    hashes.configure_bank(app, "known-fp", negative=True)
-    hashes.add_files(app, "known-fp", [made.protected])
-    assert hashes.add_files(app, "ncii", [made.protected])[0].catalogue_matches == 0
-    scan.scan(app.store, app.settings, [str(made.scan_dir / "reposts"), str(_repost(tmp_path, made, "b.jpg", 75))])
+    hashes.configure_bank(app, "known-fp", negative=True, actor="test")
+    hashes.add_files(app, "known-fp", photos([made.protected]), actor="test")
+    assert hashes.add_files(app, "ncii", photos([made.protected]), actor="test")[0].catalogue_matches == 0
+    scan.scan(app, [str(made.scan_dir / "reposts"), str(_repost(tmp_path, made, "b.jpg", 75))], actor="test")
     assert _hash_hits(app) == []
-    hashes.configure_bank(app, "known-fp", enabled=False)
-    assert scan.scan(app.store, app.settings, [str(_repost(tmp_path, made, "c.jpg", 80))]).hash_matches == 1
+    hashes.configure_bank(app, "known-fp", enabled=False, actor="test")
+    assert scan.scan(app, [str(_repost(tmp_path, made, "c.jpg", 80))], actor="test").hash_matches == 1
 
 
 def test_export_then_import_round_trips(app: App, made: corpus.Corpus, tmp_path: Path) -> None:
-    hashes.add_files(app, "ncii", [made.protected, made.reference])
+    hashes.add_files(app, "ncii", photos([made.protected, made.reference]), actor="test")
     for fmt in ("text", "csv"):
         listing = tmp_path / f"list.{fmt}"
         listing.write_text(hashes.export_list(app, "ncii", fmt))
-        new, present, _ = hashes.import_list(app, f"copy-{fmt}", listing, fmt)
+        new, present, _ = hashes.import_list(
+            app, f"copy-{fmt}", listing.read_text(), fmt, actor="test", name=listing.name
+        )
         assert (new, present) == (2, 0)
         assert hashes.export_list(app, f"copy-{fmt}", "text") == hashes.export_list(app, "ncii", "text")
-    assert hashes.import_list(app, "copy-text", tmp_path / "list.text", "text")[:2] == (0, 2)
+    assert hashes.import_list(
+        app, "copy-text", (tmp_path / "list.text").read_text(), "text", actor="test", name=(tmp_path / "list.text").name
+    )[:2] == (0, 2)
 
 
 def test_malformed_lists_name_every_bad_line_and_import_nothing() -> None:
@@ -113,12 +120,12 @@ def test_cli_import_reports_bad_lines_and_exits_1(
 
 def test_flood_of_matches_for_one_hash_goes_on_hold(app: App, made: corpus.Corpus, tmp_path: Path) -> None:
     app.settings.hashes.flood_limit = 2
-    hashes.add_files(app, "ncii", [made.protected])
+    hashes.add_files(app, "ncii", photos([made.protected]), actor="test")
     copies = [_repost(tmp_path, made, f"{q}.jpg", q) for q in (60, 70, 80, 90)]
-    scan.scan(app.store, app.settings, [str(copies[0]), str(copies[1])])
+    scan.scan(app, [str(copies[0]), str(copies[1])], actor="test")
     assert sorted(r.status for r in _hash_hits(app)) == ["new", "new"]
-    scan.scan(app.store, app.settings, [str(c) for c in copies[2:]])
+    scan.scan(app, [str(c) for c in copies[2:]], actor="test")
     assert sorted(r.status for r in _hash_hits(app)) == ["on_hold"] * 4
-    held = review.list_matches(app, "on_hold")
-    review.set_status(app, held[0].id, "confirmed")  # a reviewer can still act on a held match
-    assert len(review.list_matches(app, "on_hold")) == 3
+    held = review.list_matches(app, status="on_hold", limit=None)
+    review.set_status(app, held[0].id, "confirmed", actor="test")  # a reviewer can still act on a held match
+    assert len(review.list_matches(app, status="on_hold", limit=None)) == 3

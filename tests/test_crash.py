@@ -8,6 +8,7 @@ from likeness.services import corpus, scan
 from likeness.services.app import App
 from tests import images
 from tests.conftest import kill_cli_when, scalar
+from tests.images import photos
 
 
 def _corpus(root: Path) -> int:
@@ -25,13 +26,13 @@ def test_sigkill_midway_then_resume(app: App, cli_env: dict[str, str], tmp_path:
     files = _corpus(tmp_path / "c")
     from likeness.services import subjects
 
-    subjects.enroll(app, "Eileen", [tmp_path / "c" / "reference" / "eileen_collins.jpg"])
+    subjects.enroll(app, "Eileen", photos([tmp_path / "c" / "reference" / "eileen_collins.jpg"]), actor="test")
     url = str(app.settings.database_url)
     kill_cli_when(["scan", str(tmp_path / "c" / "scan")], cli_env, url, "SELECT count(*) FROM media", 5)
     partial = scalar(url, "SELECT count(*) FROM media")
     assert 5 <= partial < files - 3
 
-    summary = scan.scan(app.store, app.settings, [str(tmp_path / "c" / "scan")])
+    summary = scan.scan(app, [str(tmp_path / "c" / "scan")], actor="test")
     assert summary.already_known == partial
     assert summary.files == files
     distinct = len({p.read_bytes() for p in (tmp_path / "c" / "scan").rglob("*") if p.is_file()})

@@ -56,18 +56,18 @@ def _count(app: App, model: type, *where: object) -> int:
 
 
 def test_first_crawl_catalogues_every_item_once_then_only_new_ones(crawler: App, platform: Platform) -> None:
-    first = crawl.crawl(crawler, crawl.civitai(crawler))
+    first = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert first.error is None and first.stopped == "end of listing" and first.pages == 3
     assert _count(crawler, Media) == 30 and _count(crawler, CrawlItem, CrawlItem.status == "done") == 30
     with crawler.store.transaction() as session:
         pages = set(session.scalars(select(Sighting.page_url)))
     assert f"{crawler.settings.crawl.civitai_url}/images/30" in pages
 
-    again = crawl.crawl(crawler, crawl.civitai(crawler))
+    again = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert again.pages == 1 and again.stopped == "reached content already crawled" and again.scan.files == 0
 
     platform.grow(4)  # four new posts on top
-    newer = crawl.crawl(crawler, crawl.civitai(crawler))
+    newer = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert newer.scan.files == 4 and newer.seen == 6 and _count(crawler, Media) == 34
     [state] = crawl.status(crawler)
     assert state.backfilled and state.cursor is None and state.items == 30 + 10 + 10
@@ -86,7 +86,7 @@ def test_first_crawl_catalogues_every_item_once_then_only_new_ones(crawler: App,
 )
 def test_faults_lose_and_repeat_nothing(crawler: App, platform: Platform, faults: Faults) -> None:
     platform.faults = faults
-    summary = crawl.crawl(crawler, crawl.civitai(crawler))
+    summary = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert summary.error is None and summary.scan.errors == []
     assert _count(crawler, Media) == (30 if faults.empty_page is None else 20)  # page 1's items are not listed
     assert _count(crawler, Sighting) == _count(crawler, Media)
@@ -97,28 +97,28 @@ def test_faults_lose_and_repeat_nothing(crawler: App, platform: Platform, faults
 
 def test_a_cursor_that_loops_back_ends_the_walk(crawler: App, platform: Platform) -> None:
     platform.faults = Faults(loop_at=1)  # page 1 says the next page is page 1
-    summary = crawl.crawl(crawler, crawl.civitai(crawler))
+    summary = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert summary.stopped.startswith("cursor loop") and summary.pages == 2  # noticed before asking again
     assert _count(crawler, Media) == 20  # pages 0 and 1, page 1 once
 
 
 def test_max_pages_then_resume_from_the_checkpoint(crawler: App) -> None:
-    part = crawl.crawl(crawler, crawl.civitai(crawler), max_pages=2)
+    part = crawl.crawl(crawler, crawl.civitai(crawler), max_pages=2, actor="test")
     assert part.stopped == "max pages (2)" and _count(crawler, Media) == 20
     [state] = crawl.status(crawler)
     assert state.cursor is not None and not state.backfilled
-    rest = crawl.crawl(crawler, crawl.civitai(crawler))
+    rest = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert rest.scan.files == 10 and _count(crawler, Media) == 30  # the head pass met seen items at once
 
 
 def test_transient_failures_are_retried_on_the_next_run(crawler: App, platform: Platform) -> None:
     crawler.settings.fetch.retries = 1
     platform.faults = Faults(truncate_every=4)
-    first = crawl.crawl(crawler, crawl.civitai(crawler))
+    first = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     failed = _count(crawler, CrawlItem, CrawlItem.status == "failed")
     assert failed == len(first.scan.errors) > 0 and _count(crawler, Media) == 30 - failed
     platform.faults = Faults()
-    second = crawl.crawl(crawler, crawl.civitai(crawler))
+    second = crawl.crawl(crawler, crawl.civitai(crawler), actor="test")
     assert second.retried == failed and _count(crawler, Media) == 30
     assert _count(crawler, CrawlItem, CrawlItem.status == "failed") == 0
 
@@ -128,7 +128,7 @@ def test_two_pass_fetches_originals_only_for_faces(
 ) -> None:
     settings = _settings(sim, database_url, tmp_path / "home", ["prefilter", "pdq", "faces"])
     with open_app(settings) as app:
-        summary = crawl.crawl(app, crawl.civitai(app))
+        summary = crawl.crawl(app, crawl.civitai(app), actor="test")
         assert summary.error is None and summary.scan.upgraded == 6  # ids 5, 10, ... 30 show a face
         originals = [p for _, p in platform.log if "original=true" in p]
         assert len(originals) == 6 and all(int(p.rsplit("/", 1)[1].split(".")[0]) % 5 == 0 for p in originals)
@@ -142,7 +142,7 @@ def test_small_items_and_videos_are_skipped_before_download(
 ) -> None:
     platform.original = (90, 120)
     with open_app(_settings(sim, database_url, tmp_path / "home", two_pass=False)) as app:
-        summary = crawl.crawl(app, crawl.civitai(app))
+        summary = crawl.crawl(app, crawl.civitai(app), actor="test")
         assert summary.skipped == 30 and summary.scan.files == 0
         assert not [p for _, p in platform.log if p.startswith("/img/")]
         assert _count(app, CrawlItem, CrawlItem.status == "skipped") == 30
@@ -153,7 +153,7 @@ def test_reddit_galleries_images_and_rate_limit_headers(
 ) -> None:
     platform.faults = Faults(status_every=3)  # every third listing answers "Too Many Requests" with HTTP 200
     with open_app(_settings(sim, database_url, tmp_path / "home", two_pass=False)) as app:
-        summary = crawl.crawl(app, crawl.reddit(app, "sim"))
+        summary = crawl.crawl(app, crawl.reddit(app, "sim"), actor="test")
         assert summary.error is None, summary.error
         galleries = 10  # ids 3, 6, ... 30: two pictures each
         assert _count(app, Media) == 30 + galleries
@@ -166,7 +166,7 @@ def test_reddit_galleries_images_and_rate_limit_headers(
 
 def test_deviantart_rss_pages(sim: str, platform: Platform, database_url: str, tmp_path: Path) -> None:
     with open_app(_settings(sim, database_url, tmp_path / "home", two_pass=False)) as app:
-        summary = crawl.crawl(app, crawl.deviantart(app, query="by:someone"))
+        summary = crawl.crawl(app, crawl.deviantart(app, query="by:someone"), actor="test")
         assert summary.error is None and summary.pages == 3 and _count(app, Media) == 30
         with app.store.transaction() as session:
             page = session.scalar(select(Sighting.page_url).limit(1))
@@ -180,7 +180,7 @@ def test_url_list_with_media_pages_and_a_sitemap(sim: str, database_url: str, tm
         f"# a comment\n{sim}/img/0001-0000/original=true/7.jpeg\n{sim}/sitemap.xml\nftp://x/y\n{deviation}\n"
     )
     with open_app(_settings(sim, database_url, tmp_path / "home")) as app:
-        summary = crawl.crawl(app, crawl.url_list(app, listing))
+        summary = crawl.crawl(app, crawl.url_list(app, listing), actor="test")
         assert summary.rejected == ["line 4: not an http(s) URL: ftp://x/y"]
         assert _count(app, Media) == 5  # item 7, the page's og:image, img and largest srcset candidate, item 9
         with app.store.transaction() as session:
@@ -192,7 +192,7 @@ def test_url_list_with_media_pages_and_a_sitemap(sim: str, database_url: str, tm
 def test_robots_txt_is_respected(sim: str, platform: Platform, database_url: str, tmp_path: Path) -> None:
     platform.faults = Faults(robots="User-agent: *\nDisallow: /img/\n")
     with open_app(_settings(sim, database_url, tmp_path / "home", two_pass=False)) as app:
-        summary = crawl.crawl(app, crawl.civitai(app), max_pages=1)
+        summary = crawl.crawl(app, crawl.civitai(app), max_pages=1, actor="test")
         assert {e.kind for e in summary.scan.errors} == {"robots"} and len(summary.scan.errors) == 10
     assert not [p for _, p in platform.log if p.startswith("/img/")]
 
@@ -249,13 +249,15 @@ def test_civitai_models_listing_builds_its_requests_from_the_contract() -> None:
 def test_since_stops_at_older_items_without_scanning_them(crawler: App) -> None:
     from datetime import datetime
 
-    summary = crawl.crawl(crawler, crawl.civitai(crawler), since=datetime(2026, 1, 1, 0, 15))  # item 15, naive: UTC
+    summary = crawl.crawl(
+        crawler, crawl.civitai(crawler), since=datetime(2026, 1, 1, 0, 15), actor="test"
+    )  # item 15, naive: UTC
     assert summary.stopped.startswith("reached items older than 2026-01-01T00:15:00+00:00") and summary.pages == 2
     assert _count(crawler, Media) == 16  # items 30 down to 15
 
 
 def test_what_the_platform_said_is_kept_with_the_item(crawler: App) -> None:
-    crawl.crawl(crawler, crawl.civitai(crawler), max_pages=1)
+    crawl.crawl(crawler, crawl.civitai(crawler), max_pages=1, actor="test")
     with crawler.store.transaction() as session:
         meta = session.scalar(select(CrawlItem.meta).where(CrawlItem.key == "30"))
     assert meta is not None
@@ -279,7 +281,7 @@ def test_two_items_with_one_thumbnail_each_get_their_original(database_url: str,
         url = f"{base}/img/00000005-0000/{{}}/{{}}.jpeg"
         summary = ScanSummary()
         with ExitStack() as stack, Fetcher(app.settings.fetch, 1 << 24) as fetcher:
-            run = Run(app.store, app.settings, summary, stack, fetcher)
+            run = Run(app.store, app.settings, summary, stack, fetcher, actor="test")
             thumbnail = fetcher.get(url.format("width=450", 5))  # a face: both items are said to show it
             for item in (5, 10):
                 ref = MediaRef(url.format("width=450", item), None, "sim", str(item), url.format("original=true", item))
@@ -300,7 +302,7 @@ def test_deviantart_api_by_tag_with_client_credentials(
     settings = _settings(sim, database_url, tmp_path / "home", two_pass=False, deviantart_api_url=sim,
                          deviantart_client_id="id", deviantart_client_secret=SecretStr("s3cret"))  # fmt: skip
     with open_app(settings) as app:
-        summary = crawl.crawl(app, crawl.deviantart(app, tag="portrait"))
+        summary = crawl.crawl(app, crawl.deviantart(app, tag="portrait"), actor="test")
         assert summary.error is None and summary.pages == 3
         assert _count(app, Media) == 29  # item 2 is a deleted deviation
         with app.store.transaction() as session:
@@ -313,7 +315,7 @@ def test_deviantart_api_by_tag_with_client_credentials(
 def test_first_pass_width_is_a_setting(sim: str, platform: Platform, database_url: str, tmp_path: Path) -> None:
     settings = _settings(sim, database_url, tmp_path / "home", thumb_width=320)
     with open_app(settings) as app:
-        crawl.crawl(app, crawl.civitai(app), max_pages=1)
+        crawl.crawl(app, crawl.civitai(app), max_pages=1, actor="test")
     assert {p.split("/")[3] for _, p in platform.log if p.startswith("/img/")} == {
         "width=320"
     }  # no faces: no originals

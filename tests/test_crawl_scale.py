@@ -42,7 +42,7 @@ def test_ten_thousand_items_sigkill_and_resume(cli_env: dict[str, str], database
             crawl=CrawlSettings(civitai_url=base, two_pass=False),
         )
         with open_app(settings) as app:
-            summary = crawl.crawl(app, crawl.civitai(app))
+            summary = crawl.crawl(app, crawl.civitai(app), actor="test")
         assert summary.error is None and summary.stopped == "end of listing"
 
     assert scalar(database_url, "SELECT count(*) FROM crawl_items WHERE status = 'done'") == ITEMS

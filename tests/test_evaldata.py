@@ -12,6 +12,7 @@ from pathlib import Path
 
 from likeness.services import review, scan, subjects
 from likeness.services.app import App
+from tests import images
 from tests.conftest import EVAL_DATA, needs_eval_data
 
 IDENTITIES = (
@@ -36,7 +37,7 @@ def test_enrolled_people_are_found_and_strangers_never_are(app: App, tmp_path: P
     assert len(present) >= 6, f"expected identities missing from {EVAL_DATA}"
     for ident in present:
         photos = sorted((EVAL_DATA / "faces" / ident).glob("*.jpg"))
-        subjects.enroll(app, ident, photos[:REFS], largest_face=True)
+        subjects.enroll(app, ident, images.photos(photos[:REFS]), largest_face=True, actor="test")
         for photo in photos[REFS:]:
             target = unknown / ident / photo.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -49,9 +50,9 @@ def test_enrolled_people_are_found_and_strangers_never_are(app: App, tmp_path: P
             shutil.copyfile(photo, target)
             truth[str(target)] = None
 
-    scan.scan(app.store, app.settings, [str(unknown)])
+    scan.scan(app, [str(unknown)], actor="test")
 
-    named = [(r.location, r.target) for r in review.list_matches(app) if r.kind == "face"]
+    named = [(r.location, r.target) for r in review.list_matches(app, limit=None) if r.kind == "face"]
     strangers = [loc for loc, _ in named if truth[loc] is None]
     assert strangers == [], "a distractor or a no-face picture matched a subject"
     correct = {(loc, who) for loc, who in named if truth[loc] == who}

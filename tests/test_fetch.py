@@ -126,10 +126,10 @@ def test_size_cap_and_http_errors(server: str) -> None:
 
 
 def test_scan_urls(app: App, server: str) -> None:
-    blocked = scan.scan(app.store, app.settings, [server + "/face.jpg"])
+    blocked = scan.scan(app, [server + "/face.jpg"], actor="test")
     assert [e.kind for e in blocked.errors] == ["blocked_address"] and not blocked.errors[0].recorded
     app.settings.fetch.allow_private_networks = True
-    fetched = scan.scan(app.store, app.settings, [server + "/face.jpg", server + "/missing.jpg"])
+    fetched = scan.scan(app, [server + "/face.jpg", server + "/missing.jpg"], actor="test")
     assert fetched.analyzed == 1 and fetched.faces == 1
     assert [e.kind for e in fetched.errors] == ["fetch"]
 
@@ -181,6 +181,6 @@ def test_an_unreachable_robots_txt_means_stay_out_and_the_message_says_why(
 
 def test_a_scan_reports_a_name_that_does_not_resolve_as_dns(app: App) -> None:
     """Was "robots disallowed": robots.txt could not be read because the name does not exist (RFC 6761 .invalid)."""
-    summary = scan.scan(app.store, app.settings, ["http://likeness-scan-test.invalid/face.jpg"])
+    summary = scan.scan(app, ["http://likeness-scan-test.invalid/face.jpg"], actor="test")
     assert [e.kind for e in summary.errors] == ["dns"]
     assert "does not resolve" in summary.errors[0].message

@@ -12,6 +12,7 @@ from likeness.services import corpus, hashes, review, scan, subjects
 from likeness.services.app import App
 from likeness.settings import FaceSettings, HashSettings
 from likeness.store.models import Face, Match, SubjectReference
+from tests.images import photos
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> corpus.Corpus:
 
 
 def _face_hits(app: App) -> set[str]:
-    return {r.location for r in review.list_matches(app) if r.kind == "face"}
+    return {r.location for r in review.list_matches(app, limit=None) if r.kind == "face"}
 
 
 def _assert_exact(found: set[str], made: corpus.Corpus) -> None:
@@ -29,45 +30,45 @@ def _assert_exact(found: set[str], made: corpus.Corpus) -> None:
 
 
 def test_enroll_then_scan_finds_every_copy_and_nothing_else(app: App, made: corpus.Corpus) -> None:
-    subjects.enroll(app, "Eileen", [made.reference])
-    summary = scan.scan(app.store, app.settings, [str(made.scan_dir)])
+    subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
+    summary = scan.scan(app, [str(made.scan_dir)], actor="test")
     assert summary.face_matches == len(made.subject)
     _assert_exact(_face_hits(app), made)
 
 
 def test_scan_then_enroll_searches_the_whole_catalogue(app: App, made: corpus.Corpus) -> None:
-    scan.scan(app.store, app.settings, [str(made.scan_dir)])
-    enrolled = subjects.enroll(app, "Eileen", [made.reference])
+    scan.scan(app, [str(made.scan_dir)], actor="test")
+    enrolled = subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
     assert enrolled.catalogue_matches == len(made.subject)
     _assert_exact(_face_hits(app), made)
 
 
 def test_other_people_are_not_matched_to_a_second_subject(app: App, made: corpus.Corpus) -> None:
-    subjects.enroll(app, "Eileen", [made.reference])
-    grace = subjects.enroll(app, "Grace", [made.others[0]])
-    scan.scan(app.store, app.settings, [str(made.scan_dir)])
+    subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
+    grace = subjects.enroll(app, "Grace", photos([made.others[0]]), actor="test")
+    scan.scan(app, [str(made.scan_dir)], actor="test")
     by_subject: dict[str, set[str]] = {}
-    for r in review.list_matches(app):
+    for r in review.list_matches(app, limit=None):
         by_subject.setdefault(r.target, set()).add(Path(r.location).parent.name)
     assert by_subject["Eileen"] == {"subject"} and by_subject["Grace"] == {"others"}
     assert grace.catalogue_matches == 0
 
 
 def test_protected_hash_matches_the_repost_both_directions(app: App, made: corpus.Corpus) -> None:
-    added = hashes.add_files(app, "ncii", [made.protected])[0]
+    added = hashes.add_files(app, "ncii", photos([made.protected]), actor="test")[0]
     assert added.created and added.quality is not None and added.quality >= 50
-    scan.scan(app.store, app.settings, [str(made.scan_dir)])
-    hits = {r.location: r for r in review.list_matches(app) if r.kind == "hash"}
+    scan.scan(app, [str(made.scan_dir)], actor="test")
+    hits = {r.location: r for r in review.list_matches(app, limit=None) if r.kind == "hash"}
     assert set(hits) == {str(p) for p in made.reposts}
     assert all(r.target == "ncii" and r.score <= 31 for r in hits.values())
-    again = hashes.add_files(app, "other-bank", [made.protected])[0]
+    again = hashes.add_files(app, "other-bank", photos([made.protected]), actor="test")[0]
     assert again.created and again.catalogue_matches == len(made.reposts)
 
 
 def test_withdrawal_purges_embeddings_and_matches(app: App, made: corpus.Corpus) -> None:
-    enrolled = subjects.enroll(app, "Eileen", [made.reference])
-    scan.scan(app.store, app.settings, [str(made.scan_dir)])
-    counts = subjects.withdraw(app, enrolled.subject_id)
+    enrolled = subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
+    scan.scan(app, [str(made.scan_dir)], actor="test")
+    counts = subjects.withdraw(app, enrolled.subject_id, actor="test")
     assert counts == {"references": 1, "matches": len(made.subject)}
     with app.store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(SubjectReference)) == 0
@@ -118,6 +119,6 @@ def test_hash_index_takes_new_hashes_without_a_rebuild(
     monkeypatch.setattr(PdqIndex, "build", no_rebuild)
     digest, quality = pdq(decode(made.protected.read_bytes(), app.settings.media).pixels)
     with app.store.transaction() as session:
-        hash_id, _ = add_hash(session, "ncii", StoredHash(0, digest, quality, None))
+        hash_id, _ = add_hash(session, "ncii", StoredHash(0, digest, quality, None), actor="test")
         index.refresh(session)
-        assert index.near(session, [(0, digest)]) == [Hit(0, hash_id, 0, 0)]
+        assert index.near(session, [(0, digest)]) == [Hit(0, hash_id, 0, 0, "ncii")]

@@ -36,6 +36,7 @@ from likeness.settings import ScanSettings, Settings
 from likeness.store import keys
 from likeness.store.crypto import FileKeyring
 from tests import images
+from tests.images import photos
 
 NAME = "Zebulon Quixote-Marchetti"
 LABEL = "ncii case Wilhelmina-Xyzzy-4711"
@@ -155,18 +156,30 @@ def _work(app: App, folder: Path) -> tuple[int, int]:
     """Two subjects and two submissions; a scan that matches both kinds; a review; a report; an export."""
     ref = images.write(folder / "refs" / "zebulon.jpg", images.astronaut_face_crop())
     control_ref = images.write(folder / "refs" / "grace.jpg", images.grace_hopper())
-    subject_id = subjects.enroll(app, NAME, [ref], allowed_domains=[DOMAIN]).subject_id
-    control_id = subjects.enroll(app, CONTROL_NAME, [control_ref]).subject_id
+    subject_id = subjects.enroll(app, NAME, photos([ref]), allowed_domains=[DOMAIN], actor="test").subject_id
+    control_id = subjects.enroll(app, CONTROL_NAME, photos([control_ref]), actor="test").subject_id
     assert subject_id != control_id
-    hashes.add_files(app, "ncii", [images.write(folder / "refs" / "p.jpg", images.NO_FACE["chelsea"]())], LABEL)
-    hashes.add_files(app, "ncii", [images.write(folder / "refs" / "q.jpg", images.NO_FACE["rocket"]())], CONTROL_LABEL)
+    hashes.add_files(
+        app,
+        "ncii",
+        photos([images.write(folder / "refs" / "p.jpg", images.NO_FACE["chelsea"]())]),
+        submission=LABEL,
+        actor="test",
+    )
+    hashes.add_files(
+        app,
+        "ncii",
+        photos([images.write(folder / "refs" / "q.jpg", images.NO_FACE["rocket"]())]),
+        submission=CONTROL_LABEL,
+        actor="test",
+    )
     images.write(folder / "scan" / "astronaut.jpg", images.resize(images.astronaut(), 0.9))
     images.write(folder / "scan" / "repost.jpg", images.resize(images.NO_FACE["chelsea"](), 0.8), quality=70)
-    summary = scan.scan(app.store, app.settings, [str(folder / "scan")])
+    summary = scan.scan(app, [str(folder / "scan")], actor="test")
     assert summary.face_matches >= 1 and summary.hash_matches == 1
-    found = review.list_matches(app)
+    found = review.list_matches(app, limit=None)
     assert {r.target for r in found} >= {NAME, "ncii"}
-    review.set_status(app, found[0].id, "confirmed")
+    review.set_status(app, found[0].id, "confirmed", actor="test")
     review.write_report(app, folder / "report.html")
     audit_service.export_file(app, folder / "audit.jsonl", decrypt=True)
     return subject_id, control_id
@@ -203,8 +216,8 @@ def test_after_withdrawal_nothing_of_the_person_is_readable_under_the_home(embed
         assert before.raw[needle] == set(), f"the {needle} is stored in clear: {before.raw[needle]}"
     assert any(name.startswith("pg/pg_wal/") for name in before.decrypted["crop"])  # TOASTed, and found
 
-    subjects.withdraw(app, subject_id)
-    hashes.withdraw(app, submission=LABEL)
+    subjects.withdraw(app, subject_id, actor="test")
+    hashes.withdraw(app, actor="test", submission=LABEL)
     _checkpoint(app)
     after = examine(home, master, needles)
     for needle in ("name", "label", "domain", "crop", "embedding"):
@@ -234,7 +247,7 @@ def test_a_rolled_back_transaction_shreds_the_keys_it_made(app: App) -> None:
 
 def test_committed_keys_are_promoted_and_orphans_swept(app: App, tmp_path: Path) -> None:
     picture = images.write(tmp_path / "p.jpg", images.NO_FACE["chelsea"]())
-    hashes.add_files(app, "ncii", [picture], submission="kept")
+    hashes.add_files(app, "ncii", photos([picture]), submission="kept", actor="test")
     [kept] = _key_files(app)
     assert kept.endswith(".key")
     orphan, _ = app.store.box.keys.create()  # a process died before its transaction committed
@@ -251,11 +264,11 @@ def test_committed_keys_are_promoted_and_orphans_swept(app: App, tmp_path: Path)
 def test_a_withdrawal_cut_short_is_finished_at_the_next_start(settings: Settings, tmp_path: Path) -> None:
     picture = images.write(tmp_path / "p.jpg", images.NO_FACE["chelsea"]())
     with open_app(settings) as app:
-        hashes.add_files(app, "ncii", [picture], submission="to go")
+        hashes.add_files(app, "ncii", photos([picture]), submission="to go", actor="test")
         with app.store.transaction() as session:  # step 1 only: the process dies before the key is shredded
             from likeness.registry import hashes as hash_registry
 
-            hash_registry.withdraw(session, submission="to go")
+            hash_registry.withdraw(session, submission="to go", actor="test")
         assert len(_key_files(app)) == 1
         assert hashes.export_list(app, "ncii", "text") == ""
     with open_app(settings) as app:
@@ -266,7 +279,7 @@ def test_a_withdrawal_cut_short_is_finished_at_the_next_start(settings: Settings
 
 def test_a_missing_key_hides_the_owner_but_deletes_nothing(app: App, tmp_path: Path) -> None:
     picture = images.write(tmp_path / "p.jpg", images.NO_FACE["chelsea"]())
-    hashes.add_files(app, "ncii", [picture], submission="lost key")
+    hashes.add_files(app, "ncii", photos([picture]), submission="lost key", actor="test")
     for name in _key_files(app):
         (app.settings.home / "keyring" / name).unlink()  # a wrong LIKENESS_KEYRING, say
     with app.store.transaction() as session:
@@ -295,7 +308,7 @@ def test_the_master_key_can_live_outside_the_home(settings: Settings, tmp_path: 
     apart = settings.model_copy(update={"key_file": key_file})
     picture = images.write(tmp_path / "p.jpg", images.NO_FACE["chelsea"]())
     with open_app(apart) as app:
-        hashes.add_files(app, "ncii", [picture], submission="apart")
+        hashes.add_files(app, "ncii", photos([picture]), submission="apart", actor="test")
     assert not (settings.home / "secret.key").exists()
     with pytest.raises(ConfigurationError, match="does not open key"):
         open_app(settings)  # a new key in the home would not open the keyring
@@ -407,4 +420,4 @@ def test_a_database_from_before_0008_is_resealed_once_at_start(pg: object, tmp_p
         assert clear not in stored
     with open_app(settings) as app:  # the second start finds nothing left to convert
         assert audit_service.verify(app).rows == 4
-        assert hashes.withdraw(app, submission="Legacy Label Marguerite") == 1
+        assert hashes.withdraw(app, actor="test", submission="Legacy Label Marguerite") == 1

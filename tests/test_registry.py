@@ -13,25 +13,26 @@ from likeness.registry.subjects import centroid
 from likeness.services import subjects
 from likeness.services.app import App
 from tests import images
+from tests.images import photos
 
 
 def test_photo_without_a_face_is_refused(app: App, tmp_path: Path) -> None:
     photo = images.write(tmp_path / "coffee.jpg", images.NO_FACE["coffee"]())
     with pytest.raises(EnrollmentError, match="no face found"):
-        subjects.enroll(app, "X", [photo])
+        subjects.enroll(app, "X", photos([photo]), actor="test")
 
 
 def test_photo_with_several_faces_needs_largest_face(app: App, tmp_path: Path) -> None:
     group = np.concatenate([images.astronaut_face_crop(), images.resize(images.grace_hopper(), 0.45)[:260, :230]], 1)
     photo = images.write(tmp_path / "two.jpg", group)
     with pytest.raises(EnrollmentError, match=r"2 faces found.*the largest face"):
-        subjects.enroll(app, "X", [photo])
-    assert subjects.enroll(app, "X", [photo], largest_face=True).references == 1
+        subjects.enroll(app, "X", photos([photo]), actor="test")
+    assert subjects.enroll(app, "X", photos([photo]), largest_face=True, actor="test").references == 1
 
 
 def test_name_is_encrypted_at_rest_and_reference_photos_are_not_stored(app: App, tmp_path: Path) -> None:
     photo = images.write(tmp_path / "ref.jpg", images.astronaut_face_crop())
-    subjects.enroll(app, "Eileen Marie Collins", [photo])
+    subjects.enroll(app, "Eileen Marie Collins", photos([photo]), actor="test")
     with app.store.engine.connect() as conn:
         raw = conn.execute(text("SELECT name_enc FROM subjects")).scalar_one()
         dump = " ".join(str(r) for r in conn.execute(text("SELECT * FROM subjects")).all())

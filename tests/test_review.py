@@ -15,13 +15,14 @@ from likeness.services import corpus, review, scan, subjects
 from likeness.services.app import App
 from likeness.store import audit
 from likeness.store.models import AuditEvent
+from tests.images import photos
 
 
 @pytest.fixture
 def scanned(app: App, tmp_path: Path) -> corpus.Corpus:
     made = corpus.build(tmp_path / "c")
-    subjects.enroll(app, "Eileen", [made.reference])
-    scan.scan(app.store, app.settings, [str(made.scan_dir / "subject"), str(made.scan_dir / "others")])
+    subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
+    scan.scan(app, [str(made.scan_dir / "subject"), str(made.scan_dir / "others")], actor="test")
     return made
 
 
@@ -31,13 +32,13 @@ def _events(app: App, action: str) -> int:
 
 
 def test_state_changes_are_audited_in_a_verifiable_chain(app: App, scanned: corpus.Corpus) -> None:
-    rows = review.list_matches(app)
+    rows = review.list_matches(app, limit=None)
     assert _events(app, "subject.enrolled") == 1 and _events(app, "match.created") == len(rows)
-    review.set_status(app, rows[0].id, "confirmed")
-    review.set_status(app, rows[1].id, "rejected")
-    review.set_status(app, rows[1].id, "rejected")  # no change, no event
+    review.set_status(app, rows[0].id, "confirmed", actor="test")
+    review.set_status(app, rows[1].id, "rejected", actor="test")
+    review.set_status(app, rows[1].id, "rejected", actor="test")  # no change, no event
     assert (_events(app, "match.confirmed"), _events(app, "match.rejected")) == (1, 1)
-    assert [r.status for r in review.list_matches(app, "confirmed")] == ["confirmed"]
+    assert [r.status for r in review.list_matches(app, status="confirmed", limit=None)] == ["confirmed"]
     with app.store.transaction() as session:
         assert audit.verify(session).intact
 
@@ -88,8 +89,8 @@ def test_report_blurs_hash_matches(app: App, tmp_path: Path) -> None:
     from likeness.services import hashes
 
     made = corpus.build(tmp_path / "c")
-    hashes.add_files(app, "ncii", [made.protected])
-    scan.scan(app.store, app.settings, [str(made.scan_dir / "reposts")])
+    hashes.add_files(app, "ncii", photos([made.protected]), actor="test")
+    scan.scan(app, [str(made.scan_dir / "reposts")], actor="test")
     out = tmp_path / "r.html"
     assert review.write_report(app, out) == 1
     html = out.read_text()

@@ -34,7 +34,7 @@ def _hostile_folder(root: Path) -> dict[str, str]:
 
 def test_hostile_files_are_recorded_and_the_scan_completes(app: App, tmp_path: Path) -> None:
     expected = _hostile_folder(tmp_path / "in")
-    summary = scan.scan(app.store, app.settings, [str(tmp_path / "in")])
+    summary = scan.scan(app, [str(tmp_path / "in")], actor="test")
     assert summary.files == 6
     assert {Path(e.location).name: e.kind for e in summary.errors} == expected
     assert all(e.recorded and e.message for e in summary.errors)
@@ -51,10 +51,10 @@ def test_rescan_does_no_analysis_work_and_records_new_locations(app: App, tmp_pa
     images.write(folder / "a.jpg", images.astronaut())
     images.write(folder / "b.jpg", images.NO_FACE["coffee"]())
     (folder / "copy_of_a.jpg").write_bytes((folder / "a.jpg").read_bytes())
-    first = scan.scan(app.store, app.settings, [str(folder)])
+    first = scan.scan(app, [str(folder)], actor="test")
     assert (first.analyzed, first.duplicates_in_scan) == (2, 1)
     (folder / "moved_a.jpg").write_bytes((folder / "a.jpg").read_bytes())
-    second = scan.scan(app.store, app.settings, [str(folder)])
+    second = scan.scan(app, [str(folder)], actor="test")
     assert (second.analyzed, second.already_known, second.files) == (0, 4, 4)
     with app.store.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Media)) == 2
@@ -85,7 +85,7 @@ def test_near_duplicates_are_grouped_and_still_analysed(app: App, tmp_path: Path
     from likeness.services import corpus
 
     made = corpus.build(tmp_path / "c")
-    summary = scan.scan(app.store, app.settings, [str(made.scan_dir)])
+    summary = scan.scan(app, [str(made.scan_dir)], actor="test")
     with app.store.transaction() as session:
         rows = session.execute(select(Sighting.location, Media.id, Media.canonical_id).join(Media)).all()
         faces = dict(session.execute(select(Face.media_id, func.count()).group_by(Face.media_id)).all())

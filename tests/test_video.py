@@ -15,6 +15,7 @@ from likeness.services.app import App
 from likeness.settings import MediaLimits
 from likeness.store.models import Face, Media
 from tests import images
+from tests.images import photos
 
 
 def _clip(*parts: tuple[object, int], **kw: object) -> bytes:
@@ -44,39 +45,39 @@ def test_ten_hour_video_is_refused_and_frame_cap_warns() -> None:
 )
 def test_subject_in_a_video_is_matched_once(app: App, tmp_path: Path, fmt: str, codec: str, suffix: str) -> None:
     made = corpus.build(tmp_path / "c")
-    subjects.enroll(app, "Eileen", [made.reference])
+    subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
     clip = tmp_path / f"clip.{suffix}"
     clip.write_bytes(_clip((images.NO_FACE["rocket"](), 2), (images.astronaut_face_crop(), 3), fmt=fmt, codec=codec))
-    summary = scan.scan(app.store, app.settings, [str(clip)])
+    summary = scan.scan(app, [str(clip)], actor="test")
     assert summary.errors == [] and summary.face_matches == 1
     with app.store.transaction() as session:
         faces = session.scalars(select(Face)).all()
         assert session.scalar(select(Media.frame_count)) == 25
     real = [f for f in faces if f.frame >= 10]  # the face shot starts at frame 10
     assert len(real) == 1  # seen in every sampled frame of the shot, reported once
-    [row] = [r for r in review.list_matches(app) if r.kind == "face"]
+    [row] = [r for r in review.list_matches(app, limit=None) if r.kind == "face"]
     assert row.frame == real[0].frame
 
 
 def test_protected_image_shown_in_a_reencoded_video_matches(app: App, tmp_path: Path) -> None:
     made = corpus.build(tmp_path / "c")
-    hashes.add_files(app, "ncii", [made.protected])
+    hashes.add_files(app, "ncii", photos([made.protected]), actor="test")
     shown = images.resize(images.NO_FACE["chelsea"](), 0.6)
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "repost.mp4").write_bytes(_clip((images.NO_FACE["coffee"](), 2), (shown, 2), bitrate=200_000))
     (tmp_path / "v" / "unrelated.mp4").write_bytes(
         _clip((images.NO_FACE["coffee"](), 2), (images.NO_FACE["rocket"](), 2))
     )
-    scan.scan(app.store, app.settings, [str(tmp_path / "v")])
-    assert [Path(r.location).name for r in review.list_matches(app) if r.kind == "hash"] == ["repost.mp4"]
+    scan.scan(app, [str(tmp_path / "v")], actor="test")
+    assert [Path(r.location).name for r in review.list_matches(app, limit=None) if r.kind == "hash"] == ["repost.mp4"]
 
 
 def test_animated_gif_frames_are_analysed(app: App, tmp_path: Path) -> None:
     made = corpus.build(tmp_path / "c")
-    subjects.enroll(app, "Eileen", [made.reference])
+    subjects.enroll(app, "Eileen", photos([made.reference]), actor="test")
     gif = tmp_path / "anim.gif"
     gif.write_bytes(images.animated_gif([images.NO_FACE["coffee"](), images.astronaut_face_crop()], duration_ms=1000))
-    summary = scan.scan(app.store, app.settings, [str(gif)])
+    summary = scan.scan(app, [str(gif)], actor="test")
     assert summary.face_matches == 1
     with app.store.transaction() as session:
         assert session.scalar(select(func.max(Face.frame))) == 1
@@ -86,7 +87,7 @@ def test_protected_video_matches_its_reencoded_copy_and_withdraws_as_one(app: Ap
     content = ((images.NO_FACE["chelsea"](), 2), (images.NO_FACE["rocket"](), 2), (images.grace_hopper(), 2))
     original = tmp_path / "private.mp4"
     original.write_bytes(_clip(*content))
-    added = hashes.add_files(app, "ncii", [original])
+    added = hashes.add_files(app, "ncii", photos([original]), actor="test")
     stored = {a.hash_id for a in added if a.hash_id}
     assert len(stored) == 3 and len(added) == 6  # vPDQ: a feature per second; repeated stills are one hash
     assert "#frame5" in added[1].file
@@ -95,7 +96,7 @@ def test_protected_video_matches_its_reencoded_copy_and_withdraws_as_one(app: Ap
     (tmp_path / "v" / "other.mp4").write_bytes(_clip((images.NO_FACE["coffee"](), 2), (images.astronaut(), 2)))
     longer = (images.NO_FACE["coffee"](), 2), (images.NO_FACE["hubble"](), 2), (images.astronaut(), 2), *content
     (tmp_path / "v" / "compilation.mp4").write_bytes(_clip(*longer))
-    scan.scan(app.store, app.settings, [str(tmp_path / "v")])
+    scan.scan(app, [str(tmp_path / "v")], actor="test")
     summaries = {Path(s.location).name: s for s in review.media_summary(app)}
     assert set(summaries) == {"copy.webm", "compilation.mp4"}
     [copy_verdict] = summaries["copy.webm"].video_matches
@@ -110,5 +111,5 @@ def test_protected_video_matches_its_reencoded_copy_and_withdraws_as_one(app: Ap
     [inside] = summaries["compilation.mp4"].video_matches
     assert inside["target_percent"] == 100.0 and inside["query_percent"] < 80 and not inside["video_match"]
     assert min(summaries["compilation.mp4"].frames) >= 25  # the protected part starts at 6 s (frame 30)
-    assert hashes.withdraw(app, submission="video:private.mp4") == len(stored)
-    assert review.list_matches(app) == []
+    assert hashes.withdraw(app, actor="test", submission="video:private.mp4") == len(stored)
+    assert review.list_matches(app, limit=None) == []

@@ -14,6 +14,7 @@ from likeness.services import hashes, review, scan
 from likeness.services.app import App
 from likeness.settings import MediaLimits
 from tests import images
+from tests.images import photos
 
 
 def _shots(fps: int) -> bytes:
@@ -69,15 +70,16 @@ def test_vpdq_file_imports_as_one_submission_and_exports_back(app: App, tmp_path
     features = vpdq.hash_video(_shots(10), MediaLimits())
     path = tmp_path / "leak.vpdq"
     path.write_text(vpdq.dumps(features))
-    assert hashes.import_list(app, "ncii", path, "vpdq") == (4, 0, 0)  # 8 features, 4 distinct hashes
+    imported = hashes.import_list(app, "ncii", path.read_text(), "vpdq", actor="test", name=path.name)
+    assert imported == (4, 0, 0)  # 8 features, 4 distinct hashes
     exported = vpdq.loads(hashes.export_list(app, "ncii", "vpdq", submission="vpdq:leak.vpdq"))
     assert exported == [f for f in features if f.frame in (0, 20, 40, 60)]  # each hash at its first frame
-    with pytest.raises(LikenessError, match="name its --submission"):
+    with pytest.raises(LikenessError, match="name its submission"):
         hashes.export_list(app, "ncii", "vpdq")
     bad = tmp_path / "bad.vpdq"
     bad.write_text("0,100,zz,0.0\n")
     with pytest.raises(LikenessError, match="line 1"):
-        hashes.import_list(app, "ncii", bad, "vpdq")
+        hashes.import_list(app, "ncii", bad.read_text(), "vpdq", actor="test", name=bad.name)
     assert len(hashes.export_list(app, "ncii", "text").splitlines()) == 4  # nothing from the bad file
 
 
@@ -86,9 +88,9 @@ def test_a_hash_protected_later_is_found_in_a_later_frame_of_a_catalogued_video(
     shown = images.resize(images.NO_FACE["chelsea"](), 0.7)
     clip = images.video([images.NO_FACE["coffee"]()] * 15 + [shown] * 15, fps=5, bitrate=300_000)
     (tmp_path / "v" / "repost.mp4").write_bytes(clip)
-    scan.scan(app.store, app.settings, [str(tmp_path / "v")])
+    scan.scan(app, [str(tmp_path / "v")], actor="test")
     protected = images.write(tmp_path / "private.png", images.NO_FACE["chelsea"](), "PNG")
-    [added] = hashes.add_files(app, "ncii", [protected])
+    [added] = hashes.add_files(app, "ncii", photos([protected]), actor="test")
     assert added.catalogue_matches == 1
     [summary] = review.media_summary(app)
     assert summary.banks == ["ncii"] and summary.frames[0] >= 15  # the cut is at 3 s (frame 15)

@@ -36,7 +36,7 @@ def test_special_files_are_reported_and_never_read(app: App, tmp_path: Path) -> 
     server.bind(str(folder / "sock.png"))
     (folder / "dangling.jpg").symlink_to(folder / "nothing-here.jpg")
     try:
-        summary = scan.scan(app.store, app.settings, [str(folder)])
+        summary = scan.scan(app, [str(folder)], actor="test")
     finally:
         server.close()
     assert summary.analyzed == 1
@@ -71,7 +71,7 @@ def test_link_loops_deep_trees_and_names_that_are_not_utf8(app: App, tmp_path: P
         handle.write(images.encode(images.grace_hopper()))
 
     try:
-        summary = scan.scan(app.store, app.settings, [str(root)])
+        summary = scan.scan(app, [str(root)], actor="test")
     finally:
         subprocess.run(["rm", "-rf", os.fsdecode(deep)], check=True)  # pytest's own clean-up would recurse too deep
 
@@ -92,7 +92,7 @@ def test_files_are_chosen_by_content_not_by_name(app: App, tmp_path: Path) -> No
     images.write(folder / "no_extension", images.grace_hopper(), "PNG")
     (folder / "README.txt").write_text("notes, not a picture\n")
     (folder / "broken.jpg").write_text("a .jpg that is not one: reported, not skipped\n")
-    summary = scan.scan(app.store, app.settings, [str(folder)])
+    summary = scan.scan(app, [str(folder)], actor="test")
     assert (summary.analyzed, summary.not_media, summary.files) == (2, 1, 3)
     assert _errors(summary) == {"broken.jpg": "unsupported_format"}
 
@@ -129,7 +129,7 @@ def test_a_file_removed_during_the_scan_is_an_error_of_its_own(app: App, tmp_pat
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        run = scan.Run(app.store, app.settings, summary, stack, None)
+        run = scan.Run(app.store, app.settings, summary, stack, None, actor="test")
         for ref in refs:
             run.submit(ref)
         run.drain(0)
@@ -144,7 +144,7 @@ def test_a_crawled_item_never_reads_a_local_file(app: App, tmp_path: Path) -> No
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        run = scan.Run(app.store, app.settings, summary, stack, None)
+        run = scan.Run(app.store, app.settings, summary, stack, None, actor="test")
         for location in (str(secret), f"file://{secret}", "ftp://example.org/x.jpg"):
             run.submit(MediaRef(location, source="test", key=location))
         run.drain(0)
@@ -172,7 +172,7 @@ def test_a_database_error_on_one_file_is_recorded_against_it(app: App, tmp_path:
             )
         )
         conn.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON media FOR EACH ROW EXECUTE FUNCTION refuse()"))
-    summary = scan.scan(app.store, app.settings, [str(folder)])
+    summary = scan.scan(app, [str(folder)], actor="test")
     assert summary.analyzed == 1
     assert _errors(summary) == {"odd.png": "store_failed"}
     assert "refused for the test" in summary.errors[0].message and summary.errors[0].recorded

@@ -6,8 +6,10 @@ people, mapped once by each shell) and a message for people.
      │    ├── EnrollmentError, HashListError, VpdqFormatError, UnsafeUrl (scheme, credentials)
      ├── NotFound              (HTTP 404)
      ├── Conflict              the request clashes with what is stored (HTTP 409)
+     │    ├── PossibleDuplicate (enrolling someone who may be enrolled: ``candidates``)
      ├── Forbidden             (HTTP 403)
      ├── RateLimited           (HTTP 429)
+     ├── Unauthenticated       no credentials, or credentials that are wrong, expired or revoked (HTTP 401)
      ├── ConfigurationError    settings, keys or the environment are wrong: caught at start (CLI exit 3, HTTP 500)
      │    ├── EmbeddedServerFailed (the embedded PostgreSQL would not initialise or start)
      ├── MediaError            the bytes cannot become pixels we are willing to analyse (recorded against the file)
@@ -39,12 +41,35 @@ class Conflict(LikenessError):
     kind = "conflict"
 
 
+class PossibleDuplicate(Conflict):
+    """Enrolling someone who may be enrolled already (the same name, or a face like an enrolled subject's):
+    ``candidates`` are those subjects' ids. Enrol again adding to one of them, or forcing a new subject."""
+
+    kind = "possible_duplicate"
+
+    def __init__(self, message: str, candidates: list[int]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
 class Forbidden(LikenessError):
     kind = "forbidden"
 
 
 class RateLimited(LikenessError):
+    """Too many requests: ``retry_after`` seconds until the caller may try again (HTTP Retry-After)."""
+
     kind = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unauthenticated(LikenessError):
+    """No credentials, or credentials that are wrong, expired, revoked or of a disabled account (HTTP 401)."""
+
+    kind = "unauthenticated"
 
 
 class ConfigurationError(LikenessError):

@@ -93,6 +93,11 @@ class FaceSettings(BaseModel):
     # Tiers of other models (vectors of different models never compare, and neither do their thresholds): a model
     # without calibrated tiers is a configuration error, never a guess.
     model_tiers: dict[str, FaceTiers] = {}
+    # A face is one person: it names only the subjects within this similarity of its best one. Look-alikes then
+    # stop taking each other's faces (bench/vs_face_recognition.py: all 18 false names were runner-ups, 0.008 to
+    # 0.05 below a correct best; no true name was ever a runner-up), while a face nearly as like two subjects
+    # names both, for a reviewer to decide.
+    runner_up_margin: float = 0.02
     outlier_min_refs: int = 3
 
     def tiers(self, model: str) -> FaceTiers:
@@ -111,7 +116,6 @@ class FaceSettings(BaseModel):
 class NsfwSettings(BaseModel):
     engine: str = "nudenet"
     only_with_faces: bool = True
-    threads: int = 0  # 0: the runtime's default; scan workers use 1 each
     blur_above: float = 0.5  # reports blur found pictures at or above this score (and every hash match)
 
 
@@ -190,6 +194,72 @@ class CrawlSettings(BaseModel):
     deviantart_client_secret: SecretStr | None = None
 
 
+class AbuseSettings(BaseModel):
+    """Abuse controls of the API (abuse/): shared by every API process through PostgreSQL.
+
+    Rates: a human-driven client makes well under a request a second; an integration that batches its hash
+    lookups needs tens. 10/s sustained (36,000 an hour) with a burst of 50 per token serves both, and an IP gets
+    twice that because several accounts share one NAT. A bucket's rate and size scale with the caller's trust
+    (``trust/100``, never under ``min_rate_factor``), so a caller that keeps sending rejected inputs slows down
+    without anyone acting. Trust falls by ``penalties[reason]`` and recovers ``recovery_per_hour``: from 0 back to
+    100 in 20 hours, slow enough that a flood cannot simply wait out a short pause.
+    """
+
+    enabled: bool = True
+    token_rate_per_s: float = 10.0
+    token_burst: float = 50.0
+    ip_rate_per_s: float = 20.0
+    ip_burst: float = 100.0
+    min_rate_factor: float = 0.1
+    initial_trust: float = 100.0
+    recovery_per_hour: float = 5.0
+    # Invalid images are cheap to send and costly to refuse; NSFW where it is not allowed is the worst input.
+    penalties: dict[str, float] = {
+        "invalid_image": 5.0,
+        "duplicate": 2.0,
+        "nsfw": 10.0,
+        "rate_limited": 1.0,
+        "enumeration": 20.0,
+        "invalid_token": 5.0,  # guessing tokens: 20 wrong ones take an IP to a tenth of its rate
+    }
+    default_penalty: float = 5.0
+    # Coordinated attack: the same picture (SHA-256, or PDQ within this distance: resized or re-encoded copies)
+    # from this many distinct accounts within the window. Three: two people may share one picture by chance.
+    coordinated_accounts: int = 3
+    coordinated_window_s: float = 3600.0
+    coordinated_pdq_distance: int = 16
+    # Enumeration: more distinct faces or hashes than this from one account or IP within the window is mining
+    # (recovering a protected PDQ by hill-climbing takes hundreds of probes), throttled for ``throttle_s``.
+    enumeration_max_distinct: int = 200
+    enumeration_window_s: float = 3600.0
+    enumeration_throttle_s: float = 3600.0
+    # Integrations that look up every picture their platform receives (HMA-style hash lookups) probe thousands of
+    # distinct hashes an hour by design: the operator names their accounts here, after vetting them.
+    enumeration_exempt_accounts: list[int] = []
+    # Admitted requests are the normal case and belong to the access log: at 1,000 requests a second one row
+    # each would be 86 million rows a day. Refusals, penalties, flags, holds and operator actions are always logged.
+    log_admits: bool = False
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API (api/). Uploads above ``max_upload_bytes`` (the media limit by default) are refused with 413
+    before their body is read; any other request body above ``max_body_bytes``. Analysis of uploads runs in
+    ``analysis_workers`` watched worker processes owned by the API process (services/check.py), under the scan
+    budgets (``scan.file_seconds``, ``scan.file_memory_mib``)."""
+
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    max_photos: int = 20  # reference photos in one enrollment request
+    max_hashes: int = 1000  # PDQ hashes in one lookup or protect request
+    max_urls: int = 100  # URLs in one scan request
+    analysis_workers: int = 1
+    token_days: float = 90.0  # a token's lifetime when none is asked for
+    # Behind a reverse proxy the client's address is in X-Forwarded-For; trusted only from these peers.
+    trusted_proxies: list[str] = []
+    # A token's last use is written at most this often (a write on every request would serialise on the row).
+    last_used_every_s: float = 60.0
+
+
 class Settings(BaseSettings):
     """Environment variables use the ``LIKENESS_`` prefix and ``__`` for nesting: LIKENESS_FACES__UPSAMPLE=0."""
 
@@ -215,6 +285,8 @@ class Settings(BaseSettings):
     scan: ScanSettings = ScanSettings()
     fetch: FetchSettings = FetchSettings()
     crawl: CrawlSettings = CrawlSettings()
+    abuse: AbuseSettings = AbuseSettings()
+    api: ApiSettings = ApiSettings()
 
 
 @lru_cache(maxsize=1)

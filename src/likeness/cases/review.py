@@ -6,15 +6,16 @@ subject (marked, or whose key is gone) are not shown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from likeness.errors import LikenessError, NotFound
-from likeness.registry.hashes import submission_labels
+from likeness.errors import InvalidInput, NotFound
+from likeness.registry.hashes import submission_key, submission_labels
+from likeness.registry.subjects import subject_key
 from likeness.store import audit
 from likeness.store.crypto import Box, DataKey
 from likeness.store.models import Face, Match, Media, ProtectedHash, Sighting, Subject
@@ -23,12 +24,25 @@ STATUSES = ("new", "on_hold", "confirmed", "rejected")  # on_hold: parked by flo
 
 
 @dataclass(frozen=True)
-class MatchRow:
+class SightingRecord:
+    """One place a media was seen: the URL or path, the page showing it, what its platform said of the post."""
+
+    url: str
+    page_url: str | None
+    platform: str | None
+    author: str | None
+    posted_at: datetime | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class MatchRecord:
     id: int
     kind: str
     target: str  # subject name or bank name
     subject_id: int | None
-    location: str
+    location: str  # one place it was seen (the first in order); every place is in ``sightings``
     score: float
     tier: str
     status: str
@@ -40,26 +54,34 @@ class MatchRow:
     provenance: dict[str, str]
     created_at: datetime
     detail: dict[str, Any] | None = None  # vPDQ's video-level shares, for matches on a protected video
+    hash_id: int | None = None  # hash matches: the protected hash, its bank and submission (label, for people)
+    bank: str | None = None
+    submission: str | None = None
+    note: str | None = None  # the reviewer's note, decrypted
+    updated_at: datetime | None = None
+    sightings: list[SightingRecord] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "subject_id": self.subject_id,
-            "subject" if self.kind == "face" else "bank": self.target,
-            "location": self.location,
-            "score": round(self.score, 4),
-            "tier": self.tier,
-            "status": self.status,
-            "media_id": self.media_id,
-            "sha256": self.sha256,
-            "face_box": list(self.face_box) if self.face_box else None,
-            "frame": self.frame,
-            "nsfw": self.nsfw,
-            "ai_generator": self.provenance.get("generator"),
-            "created_at": self.created_at.isoformat(),
-            "video": self.detail,
-        }
+
+MatchRow = MatchRecord  # the name before records said where
+
+
+@dataclass(frozen=True)
+class MediaRecord:
+    """One catalogued media: what it is, every place it was seen, and what it matched."""
+
+    media_id: int
+    sha256: str
+    status: str
+    format: str | None
+    width: int | None
+    height: int | None
+    frame_count: int | None
+    nsfw: float | None
+    provenance: dict[str, str]
+    error_kind: str | None
+    created_at: datetime
+    sightings: list[SightingRecord]
+    matches: list[MatchRecord]
 
 
 @dataclass(frozen=True)
@@ -77,14 +99,14 @@ class MediaSummary:
     match_ids: list[int]
 
 
-def summarise(rows: list[MatchRow]) -> list[MediaSummary]:
-    by_media: dict[int, list[MatchRow]] = {}
+def summarise(rows: list[MatchRecord]) -> list[MediaSummary]:
+    by_media: dict[int, list[MatchRecord]] = {}
     for row in rows:
         by_media.setdefault(row.media_id, []).append(row)
     return [_summary(group) for group in by_media.values()]
 
 
-def _summary(group: list[MatchRow]) -> MediaSummary:
+def _summary(group: list[MatchRecord]) -> MediaSummary:
     first = group[0]
     videos = {r.detail["submission"]: r.detail for r in group if r.detail}
     return MediaSummary(
@@ -100,27 +122,84 @@ def _summary(group: list[MatchRow]) -> MediaSummary:
     )
 
 
-def list_matches(session: Session, box: Box, status: str | None = None, media_id: int | None = None) -> list[MatchRow]:
+def list_matches(
+    session: Session,
+    box: Box,
+    status: str | None = None,
+    media_id: int | None = None,
+    *,
+    subjects: set[int] | None = None,
+    kind: str | None = None,
+    match_ids: list[int] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[MatchRecord]:
+    """Matches, oldest first, each with every sighting of its media. ``subjects`` keeps the face matches of those
+    subjects only (what a subject's own account may see: no hash matches)."""
     if status:
         _check_status(status)
+    if kind is not None and kind not in ("face", "hash"):
+        raise InvalidInput(f"unknown kind {kind!r}; face or hash")
     query = _matches_query(status)
     if media_id is not None:
         query = query.where(Match.media_id == media_id)
+    if subjects is not None:
+        query = query.where(Match.kind == "face", Match.subject_id.in_(subjects))
+    if kind is not None:
+        query = query.where(Match.kind == kind)
+    if match_ids is not None:
+        query = query.where(Match.id.in_(match_ids))
+    query = query.offset(offset).limit(limit)
     keys: dict[str | None, DataKey | None] = {}
     rows = [row for record in session.execute(query) if (row := _row(record, box, keys)) is not None]
-    return _with_labels(session, rows)
+    seen = sightings(session, {r.media_id for r in rows})
+    return [replace(r, sightings=seen.get(r.media_id, [])) for r in _with_labels(session, rows)]
 
 
-def _with_labels(session: Session, rows: list[MatchRow]) -> list[MatchRow]:
-    """vPDQ details name their submission by id: people read its label (while it is not withdrawn)."""
+def sightings(session: Session, media_ids: set[int]) -> dict[int, list[SightingRecord]]:
+    """Every place each of these media was seen, in the order they were first seen."""
+    if not media_ids:
+        return {}
+    columns = (Sighting.location, Sighting.page_url, Sighting.platform, Sighting.author, Sighting.posted_at,
+               Sighting.first_seen, Sighting.last_seen)  # fmt: skip
+    query = select(Sighting.media_id, *columns).where(Sighting.media_id.in_(media_ids)).order_by(Sighting.id)
+    found: dict[int, list[SightingRecord]] = {}
+    for row in session.execute(query):
+        found.setdefault(row.media_id, []).append(SightingRecord(*row[1:]))
+    return found
+
+
+def get_match(session: Session, box: Box, match_id: int) -> MatchRecord:
+    found = list_matches(session, box, match_ids=[match_id])
+    if not found:
+        raise NotFound(f"no match {match_id}")
+    return found[0]
+
+
+def get_media(session: Session, box: Box, media_id: int) -> MediaRecord:
+    media = session.get(Media, media_id)
+    if media is None:
+        raise NotFound(f"no media {media_id}")
+    return MediaRecord(media.id, media.sha256, media.status, media.format, media.width, media.height,
+                       media.frame_count, media.nsfw, media.provenance or {}, media.error_kind, media.created_at,
+                       sightings(session, {media_id}).get(media_id, []),
+                       list_matches(session, box, media_id=media_id))  # fmt: skip
+
+
+def _with_labels(session: Session, rows: list[MatchRecord]) -> list[MatchRecord]:
+    """Hash matches and vPDQ details name their submission by id: people read its label (while it is not
+    withdrawn)."""
     ids = {r.detail["submission"] for r in rows if r.detail and isinstance(r.detail.get("submission"), str)}
+    ids |= {r.submission for r in rows if r.submission is not None}
     if not ids:
         return rows
     labels = submission_labels(session, ids)
     return [_labelled(r, labels) for r in rows]
 
 
-def _labelled(row: MatchRow, labels: dict[str, str]) -> MatchRow:
+def _labelled(row: MatchRecord, labels: dict[str, str]) -> MatchRecord:
+    if row.submission is not None:
+        row = replace(row, submission=labels.get(row.submission))
     submission = row.detail.get("submission") if row.detail else None
     if row.detail is None or submission not in labels:
         return row
@@ -128,13 +207,14 @@ def _labelled(row: MatchRow, labels: dict[str, str]) -> MatchRow:
 
 
 def _matches_query(status: str | None) -> Select[Any]:
-    """Each match with its media, first location, subject or bank, and face."""
+    """Each match with its media, a location, subject or bank, and face."""
     first_seen = (
         select(Sighting.media_id, func.min(Sighting.location).label("location")).group_by(Sighting.media_id).subquery()
     )
     query = (
         select(Match, Media.sha256, Media.nsfw, Media.provenance, first_seen.c.location, Subject.key_id,
-               Subject.name_enc, ProtectedHash.bank, Face.frame, Face.x, Face.y, Face.w, Face.h)
+               Subject.name_enc, ProtectedHash.bank, ProtectedHash.submission, Face.frame, Face.x, Face.y, Face.w,
+               Face.h)
         .join(Media, Media.id == Match.media_id)
         .join(first_seen, first_seen.c.media_id == Match.media_id)
         .outerjoin(Subject, Subject.id == Match.subject_id)
@@ -146,9 +226,9 @@ def _matches_query(status: str | None) -> Select[Any]:
     return query.where(Match.status == status) if status else query
 
 
-def _row(record: Row[Any], box: Box, keys: dict[str | None, DataKey | None]) -> MatchRow | None:
+def _row(record: Row[Any], box: Box, keys: dict[str | None, DataKey | None]) -> MatchRecord | None:
     """The match for people; None for a face match whose subject's key is gone (withdrawn)."""
-    m, sha, nsfw, prov, loc, key_id, name_enc, bank, frame, x, y, w, h = tuple(record)
+    m, sha, nsfw, prov, loc, key_id, name_enc, bank, submission, frame, x, y, w, h = tuple(record)
     target = bank
     if m.subject_id is not None:
         if key_id not in keys:
@@ -158,21 +238,51 @@ def _row(record: Row[Any], box: Box, keys: dict[str | None, DataKey | None]) -> 
             return None
         target = key.open_text(name_enc)
     face_box = (x, y, w, h) if x is not None else None
-    return MatchRow(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha, face_box,
-                    frame or m.frame or 0, nsfw, prov or {}, m.created_at, m.detail)  # fmt: skip
+    return MatchRecord(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha,
+                       face_box, frame or m.frame or 0, nsfw, prov or {}, m.created_at, m.detail, m.hash_id, bank,
+                       submission, _note(m, box, keys), m.updated_at)  # fmt: skip
 
 
-def set_status(session: Session, match_id: int, status: str, actor: str = "cli") -> None:
+def _note(match: Match, box: Box, keys: dict[str | None, DataKey | None]) -> str | None:
+    if match.note_enc is None:
+        return None
+    if match.note_key_id not in keys:
+        keys[match.note_key_id] = box.key(match.note_key_id)
+    key = keys[match.note_key_id]
+    return key.open_text(match.note_enc) if key is not None else None
+
+
+def set_status(session: Session, box: Box, match_id: int, status: str, *, actor: str, note: str | None = None) -> None:
+    """A review decision, with an optional note (sealed with the key of whom the match concerns, so it goes with
+    their withdrawal). Setting the state a match is in, without a note, changes nothing and audits nothing."""
     _check_status(status)
-    match = session.get(Match, match_id)
+    match = session.get(Match, match_id, with_for_update=True)
     if match is None:
         raise NotFound(f"no match {match_id}")
-    if match.status == status:
+    if match.status == status and note is None:
         return
     previous, match.status, match.updated_at = match.status, status, func.now()
-    audit.record(session, f"match.{status}", "match", match_id, {"from": previous}, actor=actor)
+    details: dict[str, Any] = {"from": previous}
+    if note is None:
+        audit.record(session, f"match.{status}", "match", match_id, details, actor=actor)
+        return
+    key = _owner_key(session, box, match)
+    match.note_enc, match.note_key_id = key.seal_text(note), key.id
+    details["note"] = True
+    personal = {"note": note}
+    audit.record(session, f"match.{status}", "match", match_id, details, actor=actor, personal=personal, owner=key)
+
+
+def _owner_key(session: Session, box: Box, match: Match) -> DataKey:
+    """The subject's key for a face match, the submission's for a hash match; a key of its own otherwise."""
+    key = None
+    if match.subject_id is not None:
+        key = subject_key(session, box, match.subject_id)
+    elif match.hash_id is not None:
+        key = submission_key(session, box, match.hash_id)
+    return key or box.new_key(session)
 
 
 def _check_status(status: str) -> None:
     if status not in STATUSES:
-        raise LikenessError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -36,43 +37,59 @@ def known(session: Session, digests: list[str]) -> dict[str, int]:
     return {digest: media_id for digest, media_id in rows}
 
 
-def sight(
-    session: Session, media_id: int, location: str, page_url: str | None = None, raw: bytes | None = None
-) -> None:
-    """Where a media was seen; ``raw``: a file name's exact bytes, kept when they are not UTF-8."""
-    location = clean(location, 1 << 20)
+@dataclass(frozen=True)
+class Place:
+    """Where a media was seen: a path or URL, the page showing it, and what its platform said of the post."""
+
+    location: str
+    page_url: str | None = None
+    raw: bytes | None = None  # a file name's exact bytes, kept when they are not UTF-8
+    platform: str | None = None
+    author: str | None = None
+    posted_at: datetime | None = None
+
+
+def sight(session: Session, media_id: int, place: Place) -> bool:
+    """Record a sighting, or move its ``last_seen`` on; True when the place is new for this media."""
+    location = clean(place.location, 1 << 20)
+    raw = place.raw
     stmt = insert(Sighting).values(
         media_id=media_id,
         location=location,
         location_hash=hashlib.sha256(location.encode()).digest(),
         location_raw=raw if raw is not None and raw != location.encode() else None,  # only when not lossless
-        page_url=clean(page_url, 1 << 16) if page_url else None,
+        page_url=clean(place.page_url, 1 << 16) if place.page_url else None,
+        platform=clean(place.platform, 200) if place.platform else None,
+        author=clean(place.author, 1000) if place.author else None,
+        posted_at=place.posted_at,
     )
-    session.execute(
+    keep = {k: func.coalesce(getattr(stmt.excluded, k), getattr(Sighting, k)) for k in _KEPT}
+    created = session.scalar(
         stmt.on_conflict_do_update(
-            constraint="sightings_media_id_location_hash_key",
-            set_={"last_seen": func.now(), "page_url": func.coalesce(stmt.excluded.page_url, Sighting.page_url)},
-        )
+            constraint="sightings_media_id_location_hash_key", set_={"last_seen": func.now(), **keep}
+        ).returning(literal_column("xmax = 0"))  # PostgreSQL: a row inserted, not updated, has no xmax
     )
+    return bool(created)
+
+
+_KEPT = ("page_url", "platform", "author", "posted_at")
 
 
 def ingest(
     session: Session,
     digest: str,
-    location: str,
+    place: Place,
     outcome: Analysis | LikenessError,
     canonical_id: int | None = None,
-    page_url: str | None = None,
-    raw: bytes | None = None,
 ) -> Ingested:
     """Store one analysed (or failed) media with its faces and sighting, inside the caller's transaction."""
     values = {"sha256": digest, "canonical_id": canonical_id, **_media_values(outcome)}
     media_id = session.scalar(insert(Media).values(**values).on_conflict_do_nothing().returning(Media.id))
     if media_id is None:  # another worker stored these bytes first: only the sighting is new
         existing = known(session, [digest])[digest]
-        sight(session, existing, location, page_url, raw)
+        sight(session, existing, place)
         return Ingested(existing, created=False)
-    sight(session, media_id, location, page_url, raw)
+    sight(session, media_id, place)
     result = Ingested(media_id, created=True)
     if isinstance(outcome, Analysis):
         session.add_all(FrameHash(media_id=media_id, frame=f, digest=d) for f, d in outcome.own_frame_pdqs().items())

@@ -68,7 +68,7 @@ def _run(source_of: str, max_pages: int | None, since: datetime | None, as_json:
         check_settings(a.settings)
         source = factory(a, **{k: v.value if isinstance(v, Enum) else v for k, v in options.items()})
         with output.crawl_progress(err, disabled=as_json) as progress:
-            summary = crawl.crawl(a, source, max_pages=max_pages, since=since, progress=progress)
+            summary = crawl.crawl(a, source, actor="cli", max_pages=max_pages, since=since, progress=progress)
     if as_json:
         out.print_json(json.dumps(output.crawl_json(summary)))
     else:

@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from likeness.cli import output
+from likeness.cli.abuse import abuse_app
+from likeness.cli.admin import serve, tokens_app, users_app
 from likeness.cli.audit import audit_app
 from likeness.cli.crawl import crawl_app
-from likeness.cli.shell import FAILED, Format, err, out, session, typer_app, usage
+from likeness.cli.shell import FAILED, USAGE, Format, err, out, session, typer_app, usage
 
 if TYPE_CHECKING:
     from likeness.services.app import App
+    from likeness.services.subjects import Photo
+
+ACTOR = "cli"  # who the audit log says did what was asked on this command line
 
 app = typer_app("Find misuse of consenting people's faces and protected images.")
 subjects_app = typer_app("Consenting people whose faces are protected.")
@@ -33,6 +38,10 @@ app.add_typer(matches_app, name="matches")
 app.add_typer(db_app, name="db")
 app.add_typer(crawl_app, name="crawl")
 app.add_typer(audit_app, name="audit")
+app.add_typer(abuse_app, name="abuse")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+app.command("serve")(serve)
 
 FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
 
@@ -66,9 +75,9 @@ def scan_cmd(
         scan.check_settings(a.settings)
         _warn_stale_subjects(a)
         with output.scan_progress(err, disabled=as_json) as progress:
-            summary = scan.scan(a.store, a.settings, targets, progress)
+            summary = scan.scan(a, targets, actor=ACTOR, progress=progress)
     if as_json:
-        out.print_json(json.dumps(summary.as_json()))
+        out.print_json(json.dumps(output.scan_json(summary)))
     else:
         output.scan_summary(out, summary)
     if summary.errors:
@@ -92,16 +101,34 @@ def subjects_add(
     allow_domain: Annotated[
         list[str] | None, typer.Option(help="A domain where this face is used with consent.")
     ] = None,
+    add_to: Annotated[
+        int | None, typer.Option("--add-to", help="Add these photos to this enrolled subject instead.")
+    ] = None,
+    new: Annotated[
+        bool, typer.Option("--new", help="Enroll a new subject even if the name or face is enrolled already.")
+    ] = False,
 ) -> None:
-    """Enroll a consenting subject; the whole catalogue is searched for them at once."""
+    """Enroll a consenting subject; the whole catalogue is searched for them at once. Someone who may be enrolled
+    already (the same name, or the same face) is not enrolled twice: choose --add-to ID or --new (exit 2)."""
+    from likeness.errors import PossibleDuplicate
     from likeness.services import subjects
 
     with session() as a:
-        result = subjects.enroll(a, name, photos, largest_face=largest_face, allowed_domains=allow_domain)
-    out.print(
-        f"subject {result.subject_id} enrolled from {result.references} photo(s); "
-        f"{result.catalogue_matches} match(es) in the catalogue"
-    )
+        try:
+            result = subjects.enroll(a, name, _photos(photos), actor=ACTOR, largest_face=largest_face,
+                                     allowed_domains=allow_domain, add_to=add_to, force_new=new)  # fmt: skip
+        except PossibleDuplicate as exc:
+            output.possible_duplicate(err, exc, subjects.list_subjects(a, only=set(exc.candidates)))
+            raise typer.Exit(USAGE) from exc
+    done = f"added to subject {result.subject_id}" if result.added_to_existing else f"subject {result.subject_id}"
+    out.print(f"{done} enrolled from {result.references} photo(s); {result.catalogue_matches} match(es) in the "
+              "catalogue")  # fmt: skip
+
+
+def _photos(paths: list[Path]) -> list[Photo]:
+    from likeness.services.subjects import Photo
+
+    return [Photo(str(path), path.read_bytes()) for path in paths]
 
 
 @subjects_app.command("import")
@@ -115,7 +142,7 @@ def subjects_import(
     from likeness.services import subjects
 
     with session() as a:
-        results = subjects.import_folder(a, folder, largest_face=largest_face)
+        results = subjects.import_folder(a, folder, actor=ACTOR, largest_face=largest_face)
     output.imported(out, results, fmt)
     if any(r.subject_id is None for r in results):
         raise typer.Exit(FAILED)
@@ -136,10 +163,26 @@ def subjects_remove(subject_id: int) -> None:
     from likeness.services import subjects
 
     with session() as a:
-        counts = subjects.withdraw(a, subject_id)
+        counts = subjects.withdraw(a, subject_id, actor=ACTOR)
     out.print(
         f"subject {subject_id} removed with {counts['references']} embedding(s) and {counts['matches']} match(es)"
     )
+
+
+@subjects_app.command("domains")
+def subjects_domains(
+    subject_id: int,
+    allow_domain: Annotated[
+        list[str] | None, typer.Option(help="A domain where this face is used with consent (all of them).")
+    ] = None,
+) -> None:
+    """Replace the domains where a subject's face is used with consent (none given: none). Media seen only on a
+    domain taken away are searched for the subject again."""
+    from likeness.services import subjects
+
+    with session() as a:
+        info = subjects.set_allowed_domains(a, subject_id, allow_domain or [], actor=ACTOR)
+    output.subjects(out, [info], "table", a.settings.faces.model)
 
 
 Bank = Annotated[str, typer.Option(help="The bank (it must exist, or be the default, unless --create-bank).")]
@@ -167,11 +210,21 @@ def hashes_add(
     from likeness.services import hashes
 
     with session() as a:
-        hashes.require_bank(a, bank, create_bank)
-        results = hashes.add_files(a, bank, files, submission)
+        _require_bank(a, bank, create_bank)
+        results = hashes.add_files(a, bank, _photos(files), actor=ACTOR, submission=submission)
     output.hashes_added(out, results)
     if not any(r.hash_id for r in results) or any(r.hash_id is None and r.pdq_hex is None for r in results):
         raise typer.Exit(FAILED)  # a file that could not be read or hashed (flat frames of a video are not errors)
+
+
+def _require_bank(a: App, bank: str, create: bool) -> None:
+    from likeness.errors import NotFound
+    from likeness.services import hashes
+
+    try:
+        hashes.require_bank(a, bank, create, actor=ACTOR)
+    except NotFound as exc:
+        usage(f"{exc}: create it with --create-bank, or with `likeness hashes bank {bank}`")
 
 
 @hashes_app.command("list")
@@ -196,7 +249,7 @@ def hashes_bank(
     from likeness.services import hashes
 
     with session() as a:
-        info = hashes.configure_bank(a, name, enabled=enabled, negative=negative, max_distance=threshold)
+        info = hashes.configure_bank(a, name, actor=ACTOR, enabled=enabled, negative=negative, max_distance=threshold)
     output.banks(out, [info])
 
 
@@ -211,7 +264,7 @@ def hashes_withdraw(
     from likeness.services import hashes
 
     with session() as a:
-        count = hashes.withdraw(a, ids, submission)
+        count = hashes.withdraw(a, actor=ACTOR, hash_ids=ids, submission=submission)
     out.print(f"{count} hash(es) withdrawn")
 
 
@@ -224,11 +277,18 @@ def hashes_import(
     submission: Submission = None,
 ) -> None:
     """Import a hash list as HMA and ThreatExchange tools write them; a file with any bad line imports nothing."""
+    from likeness.errors import InvalidInput
     from likeness.services import hashes
 
     with session() as a:
-        hashes.require_bank(a, bank, create_bank)
-        new, present, found = hashes.import_list(a, bank, path, fmt.value, submission)
+        _require_bank(a, bank, create_bank)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{path}: {exc}") from exc
+        new, present, found = hashes.import_list(
+            a, bank, text, fmt.value, actor=ACTOR, name=path.name, submission=submission
+        )
     out.print(f"{new} hash(es) imported into {bank}, {present} already there; {found} match(es) in the catalogue")
 
 
@@ -244,16 +304,36 @@ def hashes_export(
         typer.echo(hashes.export_list(a, bank, fmt.value, submission), nl=False)
 
 
+class Kind(StrEnum):
+    face = "face"
+    hash = "hash"
+
+
 @matches_app.command("list")
 def matches_list(
     status: Annotated[Status | None, typer.Option(help="Only matches in this state.")] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only face or hash matches.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many (all if left out).")] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
     fmt: FormatOption = Format.table,
 ) -> None:
+    """Matches, oldest first, each with every place its media was seen (JSON: URL, page, platform, author,
+    posted and first/last seen)."""
     from likeness.services import review
 
     with session() as a:
-        rows = review.list_matches(a, status.value if status else None)
+        rows = review.list_matches(a, status=status.value if status else None, kind=kind.value if kind else None,
+                                   limit=limit, offset=offset)  # fmt: skip
     output.matches(out, rows, fmt)
+
+
+@matches_app.command("show")
+def matches_show(match_id: int, fmt: FormatOption = Format.table) -> None:
+    """One match: who or which protected hash, and every place its media was seen."""
+    from likeness.services import review
+
+    with session() as a:
+        output.match_detail(out, review.get_match(a, match_id), fmt)
 
 
 @matches_app.command("media")
@@ -268,22 +348,34 @@ def matches_media(
         output.media_summaries(out, review.media_summary(a, media_id), fmt)
 
 
+Note = Annotated[str | None, typer.Option(help="A note on the decision (stored encrypted).")]
+
+
 @matches_app.command("confirm")
-def matches_confirm(match_id: int) -> None:
-    _set_status(match_id, "confirmed")
+def matches_confirm(match_id: int, note: Note = None) -> None:
+    _set_status(match_id, "confirmed", note)
 
 
 @matches_app.command("reject")
-def matches_reject(match_id: int) -> None:
-    _set_status(match_id, "rejected")
+def matches_reject(match_id: int, note: Note = None) -> None:
+    _set_status(match_id, "rejected", note)
 
 
-def _set_status(match_id: int, status: str) -> None:
+def _set_status(match_id: int, status: str, note: str | None) -> None:
     from likeness.services import review
 
     with session() as a:
-        review.set_status(a, match_id, status)
+        review.set_status(a, match_id, status, actor=ACTOR, note=note)
     out.print(f"match {match_id} {status}")
+
+
+@app.command("stats")
+def stats_cmd(fmt: FormatOption = Format.table) -> None:
+    """What the catalogue, registry and review queue hold."""
+    from likeness.services import stats
+
+    with session() as a:
+        output.stats(out, stats.stats(a), fmt)
 
 
 @app.command("report")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,14 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 if TYPE_CHECKING:
-    from likeness.cases.review import MatchRow, MediaSummary
+    from likeness.cases.review import MatchRecord, MediaSummary, SightingRecord
     from likeness.catalogue.crawls import Checkpoint
+    from likeness.errors import PossibleDuplicate
     from likeness.registry.hashes import BankInfo
     from likeness.registry.subjects import SubjectInfo
     from likeness.services.crawl import CrawlProgress, CrawlSummary
     from likeness.services.hashes import HashAdded
     from likeness.services.scan import Progress as ProgressFn
     from likeness.services.scan import ScanSummary
+    from likeness.services.stats import Stats
     from likeness.services.subjects import Imported
 
 
@@ -57,15 +61,90 @@ def scan_summary(console: Console, s: ScanSummary) -> None:
         console.print(table)
 
 
-def matches(console: Console, rows: Sequence[MatchRow], fmt: str) -> None:
+def scan_json(s: ScanSummary) -> dict[str, object]:
+    return {**asdict(s), "files_per_s": round(s.files_per_s, 2), "elapsed_s": round(s.elapsed_s, 3)}
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def sighting_json(s: SightingRecord) -> dict[str, object]:
+    times = {"posted_at": _time(s.posted_at), "first_seen": _time(s.first_seen), "last_seen": _time(s.last_seen)}
+    return {"url": s.url, "page_url": s.page_url, "platform": s.platform, "author": s.author, **times}
+
+
+def match_json(r: MatchRecord) -> dict[str, object]:
+    found: dict[str, Any] = {
+        "id": r.id,
+        "kind": r.kind,
+        "subject_id": r.subject_id,
+        "subject" if r.kind == "face" else "bank": r.target,
+        "location": r.location,
+        "score": round(r.score, 4),
+        "tier": r.tier,
+        "status": r.status,
+        "media_id": r.media_id,
+        "sha256": r.sha256,
+        "face_box": list(r.face_box) if r.face_box else None,
+        "frame": r.frame,
+        "nsfw": r.nsfw,
+        "ai_generator": r.provenance.get("generator"),
+        "created_at": r.created_at.isoformat(),
+        "video": r.detail,
+        "note": r.note,
+        "sightings": [sighting_json(s) for s in r.sightings],
+    }
+    if r.kind == "hash":
+        found |= {"hash_id": r.hash_id, "submission": r.submission}
+    return found
+
+
+def matches(console: Console, rows: Sequence[MatchRecord], fmt: str) -> None:
     if fmt == "json":
-        console.print_json(json.dumps([r.as_json() for r in rows]))
+        console.print_json(json.dumps([match_json(r) for r in rows]))
         return
     table = Table("id", "kind", "who / bank", "score", "tier", "status", Column("where", overflow="fold"))
     for r in rows:
         score = f"{r.score:.3f}" if r.kind == "face" else f"d={int(r.score)}"
-        table.add_row(str(r.id), r.kind, escape(r.target), score, r.tier, r.status, escape(r.location))
+        where = escape(r.location) + (f" (+{len(r.sightings) - 1} more)" if len(r.sightings) > 1 else "")
+        table.add_row(str(r.id), r.kind, escape(r.target), score, r.tier, r.status, where)
     console.print(table)
+
+
+def match_detail(console: Console, r: MatchRecord, fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps(match_json(r)))
+        return
+    matches(console, [r], "table")
+    if r.kind == "hash":
+        console.print(f"protected hash {r.hash_id} in bank {escape(r.target)}"
+                      + (f", submission {escape(r.submission)}" if r.submission else ""))  # fmt: skip
+    if r.note:
+        console.print(f"note: {escape(r.note)}")
+    table = Table(Column("seen at", overflow="fold"), Column("page", overflow="fold"), "platform", "author", "posted",
+                  "first seen", "last seen", title=f"media {r.media_id}: {len(r.sightings)} place(s)")  # fmt: skip
+    for s in r.sightings:
+        table.add_row(escape(s.url), escape(s.page_url or ""), escape(s.platform or ""), escape(s.author or ""),
+                      _time(s.posted_at) or "", _time(s.first_seen), _time(s.last_seen))  # fmt: skip
+    console.print(table)
+
+
+def possible_duplicate(console: Console, exc: PossibleDuplicate, candidates: Sequence[SubjectInfo]) -> None:
+    console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}")
+    for c in candidates:
+        console.print(f"  subject {c.id}: {escape(c.name)} ({c.references} reference(s))")
+    console.print("enroll again with --add-to ID (these photos join that subject) or --new (a new subject)")
+
+
+def stats(console: Console, s: Stats, fmt: str) -> None:
+    if fmt == "json":
+        console.print_json(json.dumps(asdict(s)))
+        return
+    console.print(f"{s.media} media ({s.failed_media} failed), {s.sightings} sighting(s), {s.faces} face(s); "
+                  f"{s.subjects} subject(s), {s.banks} bank(s) with {s.hashes} hash(es)")  # fmt: skip
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(s.matches.items())) or "none"
+    console.print(f"matches: {by_status}")
 
 
 def media_summaries(console: Console, rows: Sequence[MediaSummary], fmt: str) -> None:
@@ -161,7 +240,7 @@ def crawl_progress(console: Console, disabled: bool = False) -> Iterator[CrawlPr
 
 
 def crawl_json(s: CrawlSummary) -> dict[str, object]:
-    return {**{k: v for k, v in s.__dict__.items() if k != "scan"}, "scan": s.scan.as_json()}
+    return {**{k: v for k, v in s.__dict__.items() if k != "scan"}, "scan": scan_json(s.scan)}
 
 
 def crawl_summary(console: Console, s: CrawlSummary) -> None:

@@ -11,18 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from sqlalchemy import ColumnElement, func, literal, or_, select, text
+from sqlalchemy import func, literal, select, text
 from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis
 from likeness.analyze.pdq_index import PdqIndex, as_words, hamming
-from likeness.analyze.vpdq import VPDQ_ALGORITHM, match_percent
+from likeness.analyze.vpdq import match_percent
 from likeness.match.policy import hash_tier
 from likeness.match.records import create_match
+from likeness.registry import hashes as registry
 from likeness.settings import HashSettings
 from likeness.store import audit
 from likeness.store.audit import registry_version
-from likeness.store.models import AuditEvent, Bank, FrameHash, Match, Media, ProtectedHash
+from likeness.store.models import AuditEvent, FrameHash, Match, Media
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,11 @@ class BankRule:
 
 def bank_rules(session: Session, settings: HashSettings) -> dict[str, BankRule]:
     return {
-        b.name: BankRule(
+        b.bank: BankRule(
             b.enabled, b.negative, min(b.max_distance if b.max_distance is not None else 99, settings.pdq_max_distance)
         )
-        for b in session.scalars(select(Bank))
+        for b in registry.banks(session, counted=False)
     }
-
-
-def _usable(settings: HashSettings) -> ColumnElement[bool]:
-    """Hashes good enough to match: quality unknown (imported lists) or at least the minimum."""
-    return or_(ProtectedHash.quality.is_(None), ProtectedHash.quality >= settings.pdq_min_quality)
 
 
 @dataclass
@@ -64,9 +60,9 @@ class HashIndex:
 
     @classmethod
     def load(cls, session: Session, settings: HashSettings) -> HashIndex:
-        rows = session.execute(select(ProtectedHash.id, ProtectedHash.digest).where(_usable(settings))).all()
+        rows = registry.usable_digests(session, settings.pdq_min_quality)
         index = PdqIndex(settings.pdq_max_distance)
-        index.build(np.array([r.id for r in rows], np.int64), as_words([r.digest for r in rows]))
+        index.build(np.array([i for i, _ in rows], np.int64), as_words([d for _, d in rows]))
         return cls(registry_version(session), index, settings, bank_rules(session, settings))
 
     def refresh(self, session: Session) -> None:
@@ -76,14 +72,7 @@ class HashIndex:
             .order_by(AuditEvent.id)
         ).all()
         added = [e.entity_id for e in events if e.action == "hash.added"]
-        rows = {
-            r.id: r.digest
-            for r in session.execute(
-                select(ProtectedHash.id, ProtectedHash.digest).where(
-                    ProtectedHash.id.in_(added), _usable(self.settings)
-                )
-            )
-        }
+        rows = dict(registry.usable_digests(session, self.settings.pdq_min_quality, added)) if added else {}
         for event in events:
             if event.action == "hash.added" and event.entity_id in rows:
                 self.index.add(event.entity_id, rows[event.entity_id])
@@ -103,34 +92,52 @@ class HashIndex:
                     nearest[hash_id] = distance, frame
         if not nearest:
             return []
-        query = select(ProtectedHash.id, ProtectedHash.bank).where(ProtectedHash.id.in_(nearest))
-        bank_of = {row.id: row.bank for row in session.execute(query)}
+        owner = registry.owners(session, list(nearest))
         admitted = [
-            (Hit(0, h, d, f), bank_of[h])
+            Hit(0, h, d, f, *owner[h])
             for h, (d, f) in nearest.items()
-            if h in bank_of and self.banks[bank_of[h]].admits(d)
+            if h in owner and owner[h][0] in self.banks and self.banks[owner[h][0]].admits(d)
         ]
-        if any(self.banks[bank].negative for _, bank in admitted):
+        if any(self.banks[hit.bank].negative for hit in admitted):
             return []
-        return sorted((hit for hit, _ in admitted), key=lambda hit: (hit.distance, hit.hash_id))
+        return sorted(admitted, key=lambda hit: (hit.distance, hit.hash_id))
 
 
 @dataclass(frozen=True)
 class Hit:
-    media_id: int
+    media_id: int  # 0 where nothing is stored (match_analysis, lookups)
     hash_id: int
     distance: int
     frame: int
+    bank: str = ""
+    submission: str | None = None  # the submission's id (random): its label is for reviewers only
 
 
-def match_hash(session: Session, index: HashIndex, media_id: int, analysis: Analysis, settings: HashSettings) -> int:
-    """Every sampled frame against the banks: frame 0 in all its orientations, later frames as they are."""
-    probes = list(analysis.frame_pdqs)
+def probes(analysis: Analysis, settings: HashSettings) -> list[tuple[int, bytes]]:
+    """Every sampled frame's PDQ, and frame 0 in all its orientations: what an analysis is looked up by."""
+    found = list(analysis.frame_pdqs)
     if analysis.pdq is not None and (analysis.pdq_quality or 0) >= settings.pdq_min_quality:
-        probes += [(0, digest) for digest in (analysis.pdq, *analysis.pdq_variants)]
-    hits = [replace(hit, media_id=media_id) for hit in index.near(session, probes)]
+        found += [(0, digest) for digest in (analysis.pdq, *analysis.pdq_variants)]
+    return found
+
+
+def match_hash(
+    session: Session, index: HashIndex, media_id: int, analysis: Analysis, settings: HashSettings, *, actor: str
+) -> int:
+    """Every sampled frame against the banks: frame 0 in all its orientations, later frames as they are."""
+    hits = [replace(hit, media_id=media_id) for hit in index.near(session, probes(analysis, settings))]
     frames = {media_id: _own_hashes(analysis)}
-    return _record(session, hits, _video_shares(session, frames, hits, settings), settings)
+    return _record(session, hits, _video_shares(session, frames, hits, settings), settings, actor)
+
+
+def match_stored(session: Session, index: HashIndex, media_id: int, settings: HashSettings, *, actor: str) -> int:
+    """A catalogued media's stored frame hashes against the banks (a media seen again: its bytes are not read)."""
+    frames = [(f, d) for m, f, d in _catalogue_frames(session, settings, media_id)]
+    hits = [replace(hit, media_id=media_id) for hit in index.near(session, frames)]
+    if not hits:
+        return 0
+    shares = _video_shares(session, {media_id: [d for _, d in frames]}, hits, settings)
+    return _record(session, hits, shares, settings, actor)
 
 
 def _own_hashes(analysis: Analysis) -> list[bytes]:
@@ -138,12 +145,14 @@ def _own_hashes(analysis: Analysis) -> list[bytes]:
     return ([analysis.pdq] if analysis.pdq is not None else []) + list(analysis.own_frame_pdqs().values())
 
 
-def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettings) -> int:
-    """Newly protected hashes against every catalogued frame's PDQ: the catalogue is read once for all of them."""
+def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettings, *, actor: str) -> int:
+    """Protected hashes against every catalogued frame's PDQ: the catalogue is read once for all of them. For newly
+    protected hashes, and again when a rule that kept matches away is lifted (a bank enabled, a veto gone): the
+    matches already there are kept, only new ones are created."""
     rules = bank_rules(session, settings)
     protected = [
         p
-        for p in session.scalars(select(ProtectedHash).where(ProtectedHash.id.in_(hash_ids)))
+        for p in registry.banked(session, hash_ids)
         if not rules[p.bank].negative and rules[p.bank].enabled and (p.quality or 100) >= settings.pdq_min_quality
     ]
     if not protected:
@@ -155,7 +164,7 @@ def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettin
     for p in protected:
         d = hamming(table, as_words([p.digest])[0])
         hits += [
-            Hit(rows[i][0], p.id, int(d[i]), rows[i][1])
+            Hit(rows[i][0], p.id, int(d[i]), rows[i][1], p.bank)
             for i in np.flatnonzero((d <= rules[p.bank].max_distance) & ~vetoed)
         ]
     hits.sort(key=lambda hit: (hit.distance, hit.frame))  # a media hit in several frames keeps its nearest
@@ -164,16 +173,20 @@ def search_catalogue(session: Session, hash_ids: list[int], settings: HashSettin
     for media_id, _, digest in rows:  # only the media that were hit: the catalogue may hold millions
         if media_id in hit_media:
             frames.setdefault(media_id, []).append(digest)
-    return _record(session, hits, _video_shares(session, frames, hits, settings), settings)
+    return _record(session, hits, _video_shares(session, frames, hits, settings), settings, actor)
 
 
-def _catalogue_frames(session: Session, settings: HashSettings) -> list[tuple[int, int, bytes]]:
-    """(media id, frame, PDQ) of every usable catalogued frame: frame 0 from the media row, later ones from
-    ``frame_hashes``."""
+def _catalogue_frames(
+    session: Session, settings: HashSettings, media_id: int | None = None
+) -> list[tuple[int, int, bytes]]:
+    """(media id, frame, PDQ) of every usable catalogued frame (of one media, or all): frame 0 from the media row,
+    later ones from ``frame_hashes``."""
     first = select(Media.id, literal(0), Media.pdq).where(
         Media.pdq.is_not(None), Media.pdq_quality >= settings.pdq_min_quality
     )
     later = select(FrameHash.media_id, FrameHash.frame, FrameHash.digest)
+    if media_id is not None:
+        first, later = first.where(Media.id == media_id), later.where(FrameHash.media_id == media_id)
     return [(r[0], r[1], r[2]) for r in session.execute(first.union_all(later)) if r[2] is not None]
 
 
@@ -182,8 +195,8 @@ def _video_shares(
 ) -> dict[tuple[int, int], dict[str, object]]:
     """vPDQ's video-level verdict for hits on a protected video's frames, per (media, hash): the share of the
     media's frames found in the protected video and the reverse, and whether both reach the thresholds."""
-    videos = _video_of(session, {hit.hash_id for hit in hits})
-    targets = {submission: _video_hashes(session, submission, settings) for submission in set(videos.values())}
+    videos = registry.video_submissions(session, {hit.hash_id for hit in hits})
+    targets = {s: registry.video_digests(session, s, settings.pdq_min_quality) for s in set(videos.values())}
     verdicts: dict[tuple[int, str | None], dict[str, object]] = {}
     for hit in hits:
         if hit.hash_id in videos and (hit.media_id, videos[hit.hash_id]) not in verdicts:
@@ -198,38 +211,23 @@ def _video_shares(
     return {(h.media_id, h.hash_id): verdicts[h.media_id, videos[h.hash_id]] for h in hits if h.hash_id in videos}
 
 
-def _video_of(session: Session, hash_ids: set[int]) -> dict[int, str | None]:
-    """The submission of each of these hashes that is a protected video's frame."""
-    if not hash_ids:
-        return {}
-    query = select(ProtectedHash.id, ProtectedHash.submission).where(
-        ProtectedHash.id.in_(hash_ids), ProtectedHash.algorithm == VPDQ_ALGORITHM
-    )
-    return {row.id: row.submission for row in session.execute(query)}
-
-
-def _video_hashes(session: Session, submission: str | None, settings: HashSettings) -> list[bytes]:
-    query = select(ProtectedHash.digest).where(
-        ProtectedHash.submission == submission, ProtectedHash.algorithm == VPDQ_ALGORITHM, _usable(settings)
-    )
-    return list(session.scalars(query))
-
-
 def _negative_hits(session: Session, rules: dict[str, BankRule], table: np.ndarray) -> np.ndarray:
     """For each row of ``table``, whether an enabled negative bank admits it."""
     vetoed = np.zeros(len(table), dtype=bool)
     negatives = [name for name, rule in rules.items() if rule.negative and rule.enabled]
     if not len(table) or not negatives:
         return vetoed
-    for bank, digest in session.execute(
-        select(ProtectedHash.bank, ProtectedHash.digest).where(ProtectedHash.bank.in_(negatives))
-    ):
+    for bank, digest in registry.digests_in(session, negatives):
         vetoed |= hamming(table, as_words([digest])[0]) <= rules[bank].max_distance
     return vetoed
 
 
 def _record(
-    session: Session, hits: list[Hit], shares: dict[tuple[int, int], dict[str, object]], settings: HashSettings
+    session: Session,
+    hits: list[Hit],
+    shares: dict[tuple[int, int], dict[str, object]],
+    settings: HashSettings,
+    actor: str,
 ) -> int:
     """Create matches for hits (the first hit of a hash on a media wins: callers sort nearest first)."""
     created = 0
@@ -246,6 +244,7 @@ def _record(
             hash_id=hit.hash_id,
             frame=hit.frame,
             detail=detail,
+            actor=actor,
         ):
             created += 1
             _quarantine_flood(session, hit.hash_id, settings.flood_limit)

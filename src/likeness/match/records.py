@@ -21,8 +21,10 @@ def create_match(
     hash_id: int | None = None,
     frame: int | None = None,
     detail: dict[str, object] | None = None,
+    actor: str,
 ) -> bool:
-    """True when the match is new; the same face/subject or hash/media pair is only ever one match."""
+    """True when the match is new; the same face/subject or hash/media pair is only ever one match. ``actor``: who
+    caused the search (the scan's or the enrolment's actor)."""
     match_id = session.scalar(
         insert(Match)
         .values(
@@ -57,6 +59,6 @@ def create_match(
             "frame": frame,
             **(detail or {}),
         },
-        actor="scanner",
+        actor=actor,
     )
     return True

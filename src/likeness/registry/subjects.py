@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from likeness.errors import EnrollmentError, MediaError, NotFound
+from likeness.errors import EnrollmentError, InvalidInput, MediaError, NotFound
 from likeness.settings import Settings
 from likeness.store import audit
 from likeness.store.crypto import Box, DataKey, box_of
@@ -100,11 +100,10 @@ def create_subject(
     engine: FaceEngine,
     settings: Settings,
     allowed_domains: list[str] | None = None,
+    *,
+    actor: str,
 ) -> int:
-    embeddings = np.stack([r.embedding for r in refs])
-    weights = np.array([max(r.quality, 0.05) for r in refs], dtype=np.float32)
-    low = settings.faces.tiers(engine.model).low
-    center, outliers = centroid(embeddings, weights, low, settings.faces.outlier_min_refs)
+    center, outliers = _centroid(refs, engine.model, settings)
     key = box.new_key(session)
     domains = sorted(set(allowed_domains or []))
     subject = Subject(
@@ -121,8 +120,48 @@ def create_subject(
         session.add(_reference(key, subject.id, ref, bool(is_outlier), settings.keep_reference_crops))
     details = {"references": len(refs), "outliers": int(outliers.sum()), "engine": engine.name, "model": engine.model}
     personal = {"name": name, "allowed_domains": domains}
-    audit.record(session, "subject.enrolled", "subject", subject.id, details, personal=personal, owner=key)
+    audit.record(session, "subject.enrolled", "subject", subject.id, details, actor=actor, personal=personal, owner=key)
     return subject.id
+
+
+def _centroid(refs: list[Reference], model: str, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    embeddings = np.stack([r.embedding for r in refs])
+    weights = np.array([max(r.quality, 0.05) for r in refs], dtype=np.float32)
+    return centroid(embeddings, weights, settings.faces.tiers(model).low, settings.faces.outlier_min_refs)
+
+
+def add_references(
+    session: Session, box: Box, subject_id: int, refs: list[Reference], model: str, settings: Settings, *, actor: str
+) -> None:
+    """More reference photos of an enrolled subject: the centroid and outliers are worked out again over all."""
+    subject, key = _active(session, box, subject_id, lock=True)
+    if subject.model != model:
+        raise InvalidInput(f"subject {subject_id} was enrolled with {subject.model}, not {model}: enroll anew")
+    old = list(session.scalars(select(SubjectReference).where(SubjectReference.subject_id == subject_id)))
+    kept = [r for r in old if r.embedding_enc is not None]
+    earlier = [Reference(key.open_vector(r.embedding_enc), r.quality, np.zeros(0)) for r in kept if r.embedding_enc]
+    center, outliers = _centroid(earlier + refs, model, settings)
+    for row, is_outlier in zip(kept, outliers[: len(kept)], strict=True):
+        row.is_outlier = bool(is_outlier)
+    for ref, is_outlier in zip(refs, outliers[len(kept) :], strict=True):
+        session.add(_reference(key, subject_id, ref, bool(is_outlier), settings.keep_reference_crops))
+    subject.centroid_enc = key.seal_vector(center)
+    details = {"references": len(refs), "total": len(kept) + len(refs), "outliers": int(outliers.sum())}
+    audit.record(session, "subject.references_added", "subject", subject_id, details, actor=actor)
+
+
+def set_domains(session: Session, box: Box, subject_id: int, domains: list[str], *, actor: str) -> list[str]:
+    """Replace the domains where the subject's face is used with consent; returns the domains taken away (media
+    seen there only must now be searched for the subject)."""
+    subject, key = _active(session, box, subject_id, lock=True)
+    before, after = set(_domains(key, subject)), set(domains)
+    subject.domains_enc = key.seal_json(sorted(after))
+    personal = {"allowed_domains": sorted(after)}
+    details = {"added": len(after - before), "removed": len(before - after)}
+    audit.record(
+        session, "subject.domains_set", "subject", subject_id, details, actor=actor, personal=personal, owner=key
+    )
+    return sorted(before - after)
 
 
 def _reference(key: DataKey, subject_id: int, ref: Reference, is_outlier: bool, keep_crop: bool) -> SubjectReference:
@@ -137,7 +176,8 @@ def _reference(key: DataKey, subject_id: int, ref: Reference, is_outlier: bool, 
     )
 
 
-def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
+def list_subjects(session: Session, box: Box, only: set[int] | None = None) -> list[SubjectInfo]:
+    """Every active subject, or those of ``only`` (a subject account sees itself only)."""
     refs = (
         select(
             SubjectReference.subject_id,
@@ -152,7 +192,7 @@ def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
         select(Subject, refs.c.n, refs.c.out, hits.c.m)
         .outerjoin(refs, refs.c.subject_id == Subject.id)
         .outerjoin(hits, hits.c.subject_id == Subject.id)
-        .where(Subject.withdrawn_at.is_(None))
+        .where(Subject.withdrawn_at.is_(None), Subject.id.in_(only) if only is not None else true())
         .order_by(Subject.id)
     ).all()
     keys = dict(_readable(box, [row[0] for row in rows]))
@@ -166,6 +206,14 @@ def list_subjects(session: Session, box: Box) -> list[SubjectInfo]:
 def subject_name(session: Session, box: Box, subject_id: int) -> str:
     subject, key = _active(session, box, subject_id)
     return key.open_text(subject.name_enc)
+
+
+def subject_model(session: Session, subject_id: int) -> str:
+    """The face model of the subject's references (only faces of that model are compared with them)."""
+    model = session.scalar(select(Subject.model).where(Subject.id == subject_id, Subject.withdrawn_at.is_(None)))
+    if model is None:
+        raise NotFound(f"no subject {subject_id}")
+    return model
 
 
 def subject_key(session: Session, box: Box, subject_id: int) -> DataKey | None:
@@ -216,7 +264,7 @@ def reference_crop(session: Session, box: Box, subject_id: int) -> bytes | None:
     return key.open(crop) if key is not None and crop is not None else None
 
 
-def withdraw_subject(session: Session, subject_id: int) -> dict[str, int]:
+def withdraw_subject(session: Session, subject_id: int, *, actor: str) -> dict[str, int]:
     """Withdrawal, step 1 (store/keys.py): the subject is marked withdrawn and the withdrawal audited; it reads as
     gone from here on, and store.keys.erase_withdrawn destroys the key, then the rows. Returns what goes."""
     subject = session.get(Subject, subject_id, with_for_update=True)
@@ -227,12 +275,12 @@ def withdraw_subject(session: Session, subject_id: int) -> dict[str, int]:
         "matches": session.scalar(select(func.count()).where(Match.subject_id == subject_id)) or 0,
     }
     subject.withdrawn_at = func.now()
-    audit.record(session, "subject.withdrawn", "subject", subject_id, counts)
+    audit.record(session, "subject.withdrawn", "subject", subject_id, counts, actor=actor)
     return counts
 
 
-def _active(session: Session, box: Box, subject_id: int) -> tuple[Subject, DataKey]:
-    subject = session.get(Subject, subject_id)
+def _active(session: Session, box: Box, subject_id: int, lock: bool = False) -> tuple[Subject, DataKey]:
+    subject = session.get(Subject, subject_id, with_for_update=lock)
     key = box.key(subject.key_id) if subject is not None and subject.withdrawn_at is None else None
     if subject is None or key is None:
         raise NotFound(f"no subject {subject_id}")

@@ -11,6 +11,7 @@ from likeness.store import Store, open_store
 
 if TYPE_CHECKING:  # the face engine loads with the first enrollment, never to list or review
     from likeness.analyze.faces import FaceEngine
+    from likeness.match.indexes import Indexes
 
 
 @dataclass
@@ -18,6 +19,7 @@ class App:
     settings: Settings
     store: Store
     _engine: FaceEngine | None = field(default=None, repr=False)
+    _indexes: Indexes | None = field(default=None, repr=False)
 
     def face_engine(self) -> FaceEngine:
         """Loaded on first use and kept: loading the models costs more than embedding one photo."""
@@ -26,6 +28,15 @@ class App:
 
             self._engine = make_engine(self.settings)
         return self._engine
+
+    def indexes(self) -> Indexes:
+        """The process's matching indexes (hash lookups, checks), built on first use and refreshed as the registry
+        changes."""
+        if self._indexes is None:
+            from likeness.match.indexes import Indexes
+
+            self._indexes = Indexes(self.settings)
+        return self._indexes
 
     def close(self) -> None:
         self.store.close()

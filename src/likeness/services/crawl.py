@@ -56,6 +56,7 @@ def crawl(
     app: App,
     source: Source,
     *,
+    actor: str,
     max_pages: int | None = None,
     since: datetime | None = None,
     progress: CrawlProgress | None = None,
@@ -65,7 +66,7 @@ def crawl(
         since = since.replace(tzinfo=UTC)  # platforms give UTC times
     with ExitStack() as stack:
         fetcher = stack.enter_context(Fetcher(app.settings.fetch, app.settings.media.max_bytes))
-        run = Run(app.store, app.settings, summary.scan, stack, fetcher)
+        run = Run(app.store, app.settings, summary.scan, stack, fetcher, actor=actor, indexes=app.indexes())
         walk = _Walk(app, source, fetcher, run, summary, max_pages, since, progress, started)
         with app.store.transaction() as session:
             state = crawls.checkpoint(session, source.name)

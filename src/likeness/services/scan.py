@@ -1,9 +1,10 @@
 """``scan``: discover -> read -> skip known bytes -> analyse in worker processes -> catalogue -> match.
 
-Each file is committed in its own transaction (media, faces, sighting, matches together), so a scan
-killed at any point resumes by skipping what was committed and redoing only what was in flight. No single file
-stops a scan: reading, analysis (under a per-file budget, services/pool.py) and storing each fail as a recorded
-error of that file.
+The steps are the task functions of services/tasks.py; ``Run`` is what one process adds around them: the worker
+pool, files in flight, in-scan duplicates, two-pass thumbnails and the counters. Each file is committed in its
+own transaction (media, faces, sighting, matches together), so a scan killed at any point resumes by skipping
+what was committed and redoing only what was in flight. No single file stops a scan: reading, analysis (under a
+per-file budget, services/pool.py) and storing each fail as a recorded error of that file.
 """
 
 from __future__ import annotations
@@ -11,26 +12,29 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from likeness.analyze import Analysis, pipeline, sha256
 from likeness.catalogue import crawls
-from likeness.catalogue import ingest as catalogue
 from likeness.catalogue.near_duplicates import NearDuplicates
-from likeness.errors import LikenessError, MediaError, StoreFailed, UnsafeUrl
+from likeness.errors import LikenessError, MediaError, StoreFailed
 from likeness.fetch import Fetcher, redact
 from likeness.log import get_logger
+from likeness.match.indexes import Indexes
 from likeness.media import sniff
-from likeness.services.indexes import Indexes
+from likeness.services import tasks
 from likeness.services.pool import AnalysisPool
 from likeness.settings import Settings
-from likeness.sources import MediaRef, Refused, discover, read_file, read_head
+from likeness.sources import MediaRef, Refused, discover, read_head
 from likeness.sources.local import MEDIA_SUFFIXES
 from likeness.store import Store
 from likeness.text import clean
+
+if TYPE_CHECKING:
+    from likeness.services.app import App
 
 log = get_logger(__name__)
 
@@ -63,9 +67,6 @@ class ScanSummary:
     def files_per_s(self) -> float:
         return self.files / self.elapsed_s if self.elapsed_s else 0.0
 
-    def as_json(self) -> dict[str, object]:
-        return {**asdict(self), "files_per_s": round(self.files_per_s, 2), "elapsed_s": round(self.elapsed_s, 3)}
-
 
 Progress = Callable[[ScanSummary, int], None]
 
@@ -77,13 +78,15 @@ class _Pending:
     size: int = 0
 
 
-def scan(store: Store, settings: Settings, targets: list[str], progress: Progress | None = None) -> ScanSummary:
+def scan(app: App, targets: list[str], *, actor: str, progress: Progress | None = None) -> ScanSummary:
+    """Files, folders and http(s) URLs; matches are audited as ``actor``'s."""
+    settings = app.settings
     found = list(discover(targets))
     summary, started = ScanSummary(), time.perf_counter()
     with ExitStack() as stack:
         urls = any(isinstance(r, MediaRef) and r.is_url for r in found)
         fetcher = stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes)) if urls else None
-        run = Run(store, settings, summary, stack, fetcher)
+        run = Run(app.store, settings, summary, stack, fetcher, actor=actor, indexes=app.indexes())
         for ref in found:
             if isinstance(ref, Refused):
                 summary.files += 1
@@ -109,11 +112,20 @@ class Run:
     """The state of one scan: the worker pool (started on first use), files in flight and in-scan duplicates."""
 
     def __init__(
-        self, store: Store, settings: Settings, summary: ScanSummary, stack: ExitStack, fetcher: Fetcher | None
+        self,
+        store: Store,
+        settings: Settings,
+        summary: ScanSummary,
+        stack: ExitStack,
+        fetcher: Fetcher | None,
+        *,
+        actor: str,
+        indexes: Indexes | None = None,
     ) -> None:
         check_settings(settings)
         self.store, self.settings, self.summary, self.stack, self.fetcher = store, settings, summary, stack, fetcher
-        self.indexes = Indexes(settings)
+        self.actor = actor
+        self.indexes = indexes or Indexes(settings)
         self.groups = NearDuplicates(settings.hashes.near_duplicate_distance, settings.hashes.pdq_min_quality)
         self.pool: AnalysisPool | None = None
         self.inflight: dict[Hashable, _Pending] = {}
@@ -139,16 +151,7 @@ class Run:
         self._submit_bytes(ref, data)
 
     def read(self, ref: MediaRef, location: str | None = None) -> bytes:
-        """A local file the user named (or its folder holds), or a URL through the fetch layer. Nothing else is
-        read: a crawled item never reaches the file system."""
-        if ref.raw_path is not None:
-            return read_file(ref, self.settings.media.max_bytes)
-        url = location or ref.location
-        if not url.startswith(("http://", "https://")):
-            raise UnsafeUrl(f"{clean(url, 200)}: only http and https URLs are fetched")
-        if self.fetcher is None:
-            raise LikenessError(f"{url}: no fetcher configured for URLs")
-        return self.fetcher.get(url)
+        return tasks.read(ref, self.settings, self.fetcher, location)
 
     def _submit_bytes(self, ref: MediaRef, data: bytes, from_drain: bool = False) -> None:
         digest = sha256(data)
@@ -157,12 +160,9 @@ class Run:
             self.summary.duplicates_in_scan += 1
             return
         try:
-            with self.store.transaction() as session:
-                media_id = catalogue.known(session, [digest]).get(digest)
-                if media_id is not None:
-                    _sight(session, media_id, ref)
-                    self.summary.already_known += 1
-                    return
+            if tasks.sight_known(self.store, ref, digest, self.indexes, actor=self.actor) is not None:
+                self.summary.already_known += 1
+                return
         except SQLAlchemyError as exc:
             self.error(ref, StoreFailed(_db_message(exc)), recorded=False)
             return
@@ -196,21 +196,15 @@ class Run:
             self._store_failure(pending, StoreFailed(f"the database refused this file's analysis: {_db_message(exc)}"))
 
     def _store_outcome(self, pending: _Pending, outcome: Analysis | LikenessError, extra: list[MediaRef]) -> None:
+        stored = self._store(pending, outcome, extra)
         if isinstance(outcome, LikenessError):
-            with self.store.transaction() as session:
-                self._store(session, pending, outcome, extra)
             self.error(pending.ref, outcome, recorded=True)
             return
-        with self.store.transaction() as session:
-            canonical = self.groups.canonical_for(session, outcome)
-            stored = self._store(session, pending, outcome, extra, canonical)
-            if stored.created:
-                faces, hashes = self.indexes.match(session, stored, outcome)
-                self.summary.face_matches += faces
-                self.summary.hash_matches += hashes
-        if stored.created and canonical is None:
+        self.summary.face_matches += stored.face_matches
+        self.summary.hash_matches += stored.hash_matches
+        if stored.created and stored.canonical_id is None:
             self.groups.started(stored.media_id, outcome)
-        self.summary.near_duplicates += stored.created and canonical is not None
+        self.summary.near_duplicates += stored.created and stored.canonical_id is not None
         self.summary.analyzed += 1
         self.summary.faces += len(outcome.faces)
         self.summary.prefiltered += outcome.skipped is not None
@@ -218,8 +212,7 @@ class Run:
     def _store_failure(self, pending: _Pending, error: StoreFailed) -> None:
         """The file's analysis could not be stored: store the failure instead (so it is not re-analysed forever)."""
         try:
-            with self.store.transaction() as session:
-                self._store(session, pending, error, [])
+            self._store(pending, error, [])
         except SQLAlchemyError:
             self.error(pending.ref, error, recorded=False)
             return
@@ -251,22 +244,11 @@ class Run:
             return
         self._submit_bytes(replace(ref, location=location, upgrade_url=None), data, from_drain=True)
 
-    @staticmethod
-    def _store(
-        session: Session,
-        pending: _Pending,
-        outcome: Analysis | LikenessError,
-        extra: list[MediaRef],
-        canonical: int | None = None,
-    ) -> catalogue.Ingested:
-        ref = pending.ref
-        stored = catalogue.ingest(
-            session, pending.digest, ref.location, outcome, canonical, ref.page_url, raw=ref.raw_path
-        )
-        _record_item(session, stored.media_id, ref)
-        for other in extra:
-            _sight(session, stored.media_id, other)
-        return stored
+    def _store(self, pending: _Pending, outcome: Analysis | LikenessError, extra: list[MediaRef]) -> tasks.Committed:
+        return tasks.commit_analysis(
+            self.store, pending.ref, pending.digest, outcome, self.indexes, actor=self.actor, extra=extra,
+            groups=self.groups,
+        )  # fmt: skip
 
     def _pool(self) -> AnalysisPool:
         if self.pool is None:
@@ -305,15 +287,3 @@ def _db_message(exc: SQLAlchemyError) -> str:
     """The database's own reason, without the statement and parameters SQLAlchemy appends (they may be huge)."""
     original = getattr(exc, "orig", None)
     return clean(str(original or exc).splitlines()[0] if str(original or exc) else exc.__class__.__name__, 500)
-
-
-def _sight(session: Session, media_id: int, ref: MediaRef) -> None:
-    catalogue.sight(session, media_id, ref.location, ref.page_url, ref.raw_path)
-    _record_item(session, media_id, ref)
-
-
-def _record_item(session: Session, media_id: int, ref: MediaRef) -> None:
-    if ref.source and ref.key:
-        crawls.record(
-            session, ref.source, ref.key, "done", ref.location, media_id=media_id, page_url=ref.page_url, meta=ref.meta
-        )

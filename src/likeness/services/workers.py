@@ -17,7 +17,7 @@ def init(settings: Settings) -> None:
     import cv2
 
     cv2.setNumThreads(1)
-    _pipeline = Pipeline(settings.model_copy(update={"nsfw": settings.nsfw.model_copy(update={"threads": 1})}))
+    _pipeline = Pipeline(settings.model_copy(update={"runtime": settings.runtime.model_copy(update={"threads": 1})}))
 
 
 def analyze(data: bytes) -> Analysis | LikenessError:

@@ -100,8 +100,8 @@ def record(
     entity: str,
     entity_id: int | None,
     details: dict[str, Any] | None = None,
-    actor: str = "cli",
     *,
+    actor: str,  # who: "cli", "user:<id>", "token:<id>", "scanner", "system"; no default, so none is made up
     personal: dict[str, Any] | None = None,
     owner: DataKey | None = None,
 ) -> int:
@@ -352,7 +352,7 @@ def adopt_legacy(session: Session, scrub: Scrub) -> int:
     session.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
     verdict = "intact" if legacy_fault is None else f"broken at id {legacy_fault}"
     details = {"rows": adopted, "legacy_chain": verdict, "legacy_head": legacy_head}
-    record(session, "audit.adopted", "audit", None, details)
+    record(session, "audit.adopted", "audit", None, details, actor="system")
     return adopted
 
 

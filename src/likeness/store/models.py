@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, BIT, CIDR, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -111,6 +111,10 @@ class Sighting(Base):
     location_raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # then: the name's exact bytes
     location_hash: Mapped[bytes] = mapped_column(LargeBinary)  # SHA-256 of location: unique per media, any length
     page_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # crawls: the post or page showing it
+    # crawls: what the platform said of the post (0009): the platform, the poster's handle, when it was posted
+    platform: Mapped[str | None] = mapped_column(Text, nullable=True)
+    author: Mapped[str | None] = mapped_column(Text, nullable=True)
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     first_seen: Mapped[datetime] = _now()
     last_seen: Mapped[datetime] = _now()
 
@@ -242,6 +246,9 @@ class Match(Base):
     frame: Mapped[int | None] = mapped_column(Integer, nullable=True)  # hash matches: the media's frame that hit
     # hash matches on a protected video: vPDQ's video-level shares, {"submission", "query_percent", ...}
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONB, nullable=True)
+    # a reviewer's note (0009), sealed with the key of the match's owner (subject or submission) or its own
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    note_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -266,3 +273,146 @@ class AuditEvent(Base):
     chain_version: Mapped[int] = mapped_column(SmallInteger)  # 0: plain SHA-256 from before 0008, until adopted
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# -- Accounts and API tokens (issue 10; accounts/) ---------------------------------------------------------------
+
+
+class Account(Base):
+    """Someone who uses the API: an ``admin``, a ``reviewer`` or a ``subject`` (bound to one enrolled subject, whose
+    data alone it sees). ``username`` is a login handle chosen by the operator, not a person's name or email (those
+    are personal data and would be sealed); ``password_hash`` is argon2id (None: a token-only account)."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # a withdrawn subject's rows are deleted: its account then sees nothing (and is disabled by the withdrawal)
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="SET NULL"), nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiToken(Base):
+    """A bearer token. Only the SHA-256 of the token is stored (``digest``): the token itself is shown once, when
+    it is created (accounts/tokens.py says why SHA-256 and not argon2 here)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    label: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Abuse controls (abuse/, migration 0011). Shared by every API process: no state lives in a process.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class AbuseTrust(Base):
+    """A trust score (0-100) per ``account:<id>`` or ``ip:<address>``. ``score`` is as of ``updated_at``; the
+    recovery since then is computed when read (abuse/trust.py), so nothing has to tick."""
+
+    __tablename__ = "abuse_trust"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AbuseBucket(Base):
+    """A token bucket per ``token:<id>`` (or ``account:<id>``) and ``ip:<address>``, refilled lazily in the one
+    UPDATE that spends it (abuse/buckets.py); ``ok`` says whether that last spend was admitted."""
+
+    __tablename__ = "abuse_buckets"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AbuseMeasure(Base):
+    """What stands against a caller, in one id space so that ``likeness abuse lift ID`` needs nothing else:
+    ``block`` (``network``, an IP or CIDR), ``ban`` and ``shadow_ban`` (``account_id``), and the flags
+    ``coordinated`` (``subject`` 'sha256:<hex>') and ``enumeration`` (``subject`` the caller's key, throttled until
+    ``expires_at``). Active: not lifted and not expired."""
+
+    __tablename__ = "abuse_measures"
+    __table_args__ = (
+        Index("ix_abuse_measures_kind_subject", "kind", "subject"),
+        Index("ix_abuse_measures_account", "account_id"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    network: Mapped[str | None] = mapped_column(CIDR, nullable=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ip: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subject: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class AbuseUpload(Base):
+    """A picture's hashes as submitted, for coordinated-attack detection only; rows older than the window are
+    deleted as new ones arrive. ``who`` is the caller's first key (its account, else its IP)."""
+
+    __tablename__ = "abuse_uploads"
+    __table_args__ = (Index("ix_abuse_uploads_sha256", "sha256"), Index("ix_abuse_uploads_at", "at"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    who: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary)
+    pdq: Mapped[str | None] = mapped_column(BIT(256), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AbuseProbe(Base):
+    """One distinct face or hash a caller probed: only a keyed MAC of it (abuse/detect.py), never the key itself,
+    so this table cannot tell anyone which faces or hashes were asked about."""
+
+    __tablename__ = "abuse_probes"
+    __table_args__ = (Index("ix_abuse_probes_who_at", "who", "at"),)
+    who: Mapped[str] = mapped_column(Text, primary_key=True)
+    mac: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AbuseHeld(Base):
+    """A shadow-banned caller's submission, accepted and never processed: only what the API said of it (hashes,
+    sizes, counts), never the picture."""
+
+    __tablename__ = "abuse_held"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    token_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ip: Mapped[str] = mapped_column(Text)
+    what: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AbuseLogEntry(Base):
+    """Every abuse decision: who (``actor`` decided it; the caller's account, token and IP), what (``decision``),
+    why (``reason``, ``detail``), when (``at``). Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE."""
+
+    __tablename__ = "abuse_log"
+    __table_args__ = (Index("ix_abuse_log_at", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(32))
+    account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    token_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ip: Mapped[str | None] = mapped_column(Text, nullable=True)
+    measure_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
