@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import ROOT, table, write_section
+from bench.common import ROOT, table, thumbnail, write_section
 
 HASHES = int(os.environ.get("BENCH_API_HASHES", "1000000"))
 LADDER = (1, 2, 4, 8, 16)
@@ -92,7 +92,7 @@ def _locust(
 ) -> dict[str, float]:
     """One locust run; its aggregated row: requests/s, failures, median and 99th percentile (ms)."""
     prefix = out / f"{endpoint}-{users}-{rate:g}-{seconds}"
-    run_env = {**env, "BENCH_USER_RATE": str(rate / users if rate else 0)}
+    run_env = {**env, "BENCH_USER_RATE": str(rate / users if rate else 0), "PYTHONPATH": str(ROOT)}
     subprocess.run(
         [_cli("locust"), "-f", str(ROOT / "bench" / "locustfile.py"), "--headless", "-u", str(users), "-r",
          str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(prefix), "--only-summary"],
@@ -104,15 +104,29 @@ def _locust(
         "rps": float(row["Requests/s"]),
         "requests": float(row["Request Count"]),
         "failures": float(row["Failure Count"]),
-        "p50": float(row["50%"]),
-        "p99": float(row["99%"]),
+        "p50": _number(row["50%"]),
+        "p99": _number(row["99%"]),
     }
+
+
+def _warm_up(url: str, token: str) -> None:
+    """One check and one lookup before anything is timed: the worker's models, the bank's index."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+        client.post("/v1/check", files={"file": ("t.jpg", thumbnail(), "image/jpeg")}).raise_for_status()
+        client.post("/v1/hashes/lookup", json={"hashes": ["0" * 64]}).raise_for_status()
+
+
+def _number(text: str) -> float:
+    return float("nan") if text in ("", "N/A") else float(text)
 
 
 def measure(env: dict[str, str], url: str, endpoint: str, out: Path, batch: int = 1) -> list[list[object]]:
     """The ladder, then 80% of its best rate; each row also in lookups/s (hashes a second) for lookups."""
     env = {**env, "BENCH_ENDPOINT": endpoint, "BENCH_LOOKUP_BATCH": str(batch)}
-    _locust(env, url, endpoint, 1, 0, out, seconds=3)  # warm-up: the worker's models, the bank's index
+    _warm_up(url, env["BENCH_TOKEN"])
     ladder = [(users, _locust(env, url, endpoint, users, 0, out)) for users in LADDER]
     users, best = max(ladder, key=lambda pair: pair[1]["rps"])
     paced = _locust(env, url, endpoint, users, 0.8 * best["rps"], out)

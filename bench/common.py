@@ -118,3 +118,17 @@ def table(header: list[str], rows: Iterator[list[object]] | list[list[object]]) 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def thumbnail(side: int = 450) -> bytes:
+    """A JPEG of scikit-image's astronaut (one face) at most ``side`` px: the size a crawl's first pass fetches."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    picture = Image.fromarray(data.astronaut())
+    picture.thumbnail((side, side))
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()

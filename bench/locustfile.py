@@ -3,13 +3,12 @@ each simulated client as fast as it can, or at BENCH_USER_RATE requests/s. Not a
 
 from __future__ import annotations
 
-import io
 import os
 import random
 
 from locust import HttpUser, constant, constant_throughput, task
-from PIL import Image
-from skimage import data
+
+from bench.common import thumbnail
 
 ENDPOINT = os.environ.get("BENCH_ENDPOINT", "check")
 RATE = float(os.environ.get("BENCH_USER_RATE", "0"))
@@ -17,16 +16,7 @@ BATCH = int(os.environ.get("BENCH_LOOKUP_BATCH", "1"))  # hashes per lookup requ
 HEADERS = {"Authorization": f"Bearer {os.environ.get('BENCH_TOKEN', '')}"}
 
 
-def _thumbnail() -> bytes:
-    """A ~450 px JPEG with a face, the size a crawl's first pass fetches."""
-    picture = Image.fromarray(data.astronaut())
-    picture.thumbnail((450, 450))
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-THUMBNAIL = _thumbnail()
+THUMBNAIL = thumbnail()
 
 
 class ApiClient(HttpUser):

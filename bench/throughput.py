@@ -220,9 +220,11 @@ turn produced a false face; `faces.rotations` turns the retry off):
 
 {table(["pictures", "upright only ms", "with turns ms", "cost", "found"], turn_rows)}
 
-Detection runs on at most `faces.detect_max_side` = {settings.faces.detect_max_side} px with upsample
-{settings.faces.upsample}; JPEG draft mode (decoding at 1/2..1/8 scale) engages only for pictures at least twice
-`media.analysis_max_side` = {settings.media.analysis_max_side} px, so it does not help 1500 px originals here.
+MTCNN works on a copy of at most `faces.mtcnn_max_side` = {settings.faces.mtcnn_max_side} px; JPEG draft mode
+(decoding at 1/2..1/8 scale) engages only for pictures at least twice `media.analysis_max_side` =
+{settings.media.analysis_max_side} px, so it does not help 1500 px originals here. The scan column includes the
+command's fixed costs (starting the embedded server and two workers that load the models): a few seconds, which
+51 files do not amortise.
 """,
     )
 

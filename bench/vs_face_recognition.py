@@ -128,7 +128,9 @@ face_recognition's time over each tool's. Goal: >= 5x, precision >= 0.99, recall
 
 Why the difference: face_recognition prints *every* known person within Euclidean distance 0.6, so one face can
 be given several names; likeness names a face only for subjects whose cosine similarity to the subject's centroid
-or references reaches the calibrated low tier (docs/calibration.md). Both compute dlib's ResNet vectors;
+or references reaches the calibrated low tier (docs/calibration.md), and only for the subjects within
+`faces.runner_up_margin` (0.02) of the face's best one: a face is one person, so a look-alike well below the best
+subject is not named (it was every false name here before the rule). Both compute dlib's ResNet vectors;
 face_recognition with dlib's HOG detector and dlib-bin's network, likeness with MTCNN and the same network on ONNX
 Runtime (bench/embeddings.py), PDQ, NSFW and provenance on top.
 """,
