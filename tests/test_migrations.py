@@ -54,4 +54,10 @@ def test_models_and_migrations_agree(app: object) -> None:
     from likeness.store.models import Base
 
     with app.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts={"include_name": _not_procrastinate})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def _not_procrastinate(name: str | None, type_: str, parent: object) -> bool:
+    """procrastinate's tables come from its own schema.sql (migration 0012), not from ORM models."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))

@@ -175,6 +175,14 @@ class FetchSettings(BaseModel):
     allow_private_networks: bool = False
 
 
+class PoliteSettings(BaseModel):
+    # Per-host buckets, Retry-After pauses and breakers in the store (fetch/shared.py), so that every crawling
+    # process on every machine spends from one bucket per host. Off: each process keeps its own (N processes then
+    # send N times the rate). Fetchers built without a store always keep their own.
+    shared: bool = True
+    statement_timeout_ms: int = 5000  # a store that does not answer fails the request (StoreFailed), never hangs
+
+
 class CrawlSettings(BaseModel):
     # Two-pass: analyse a platform's small rendition first, fetch the original only when it shows a face.
     two_pass: bool = True
@@ -260,6 +268,88 @@ class ApiSettings(BaseModel):
     last_used_every_s: float = 60.0
 
 
+class TierSettings(BaseModel):
+    """What a subject of one tier gets (likeness/schedule): how often its face is searched for again across the
+    catalogue (``recheck_every_s``), and which follow-ups run for its matches. ``priority`` orders its queued jobs
+    (higher first)."""
+
+    recheck_every_s: int
+    retro_search: bool = True
+    evidence_capture: bool = False
+    takedown_drafts: bool = False
+    alerts: bool = False
+    priority: int = 0
+
+
+def _tiers() -> dict[str, TierSettings]:
+    """Seed 000's TIER_CONFIG: free weekly with basic matching (and its alerts: being told is the point); protected
+    daily with evidence capture and takedown drafts; premium every six hours with everything and first place in the
+    queues."""
+    return {
+        "free": TierSettings(recheck_every_s=7 * 86400, alerts=True),
+        "protected": TierSettings(
+            recheck_every_s=86400, evidence_capture=True, takedown_drafts=True, alerts=True, priority=5
+        ),
+        "premium": TierSettings(
+            recheck_every_s=6 * 3600, evidence_capture=True, takedown_drafts=True, alerts=True, priority=10
+        ),
+    }
+
+
+class ScheduleSettings(BaseModel):
+    """The scheduler (likeness/schedule): a periodic task, once a minute, defers the crawls of sources whose
+    cadence has come round and the re-searches of subjects whose tier's cadence has. A subject without a tier set
+    is ``default_tier``."""
+
+    default_tier: str = "free"
+    tiers: dict[str, TierSettings] = Field(default_factory=_tiers)
+    # /health and /v1/metrics count a worker alive while its heartbeat is this recent (procrastinate beats every 10 s).
+    worker_stale_s: float = 30.0
+
+
+class AlertSettings(BaseModel):
+    """Alerts (likeness/alerts): new matches at or above a rule's tier go to webhooks (HMAC-SHA256-signed JSON, no
+    redirects followed, the SSRF guard of ``fetch.allow_private_networks`` on every address) and email digests over
+    SMTP. A send is tried ``retries`` times with exponential backoff from ``backoff_s`` (tenacity); a delivery that
+    failed ``max_attempts`` sends is marked failed with its error. Honeypot plants are missed once ``honeypot_grace_s``
+    has passed without a match."""
+
+    enabled: bool = True
+    timeout_s: float = 10.0
+    retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    max_attempts: int = 5
+    batch: int = 200  # deliveries sent per rule per run
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_from: str = "likeness@localhost"
+    honeypot_dir: Path | None = None  # where honeypot copies are planted; default LIKENESS_HOME/honeypots
+    honeypot_grace_s: float = 86400.0
+    honeypot_cron: str = "17 * * * *"
+    send_cron: str = "* * * * *"
+
+
+class QueueSettings(BaseModel):
+    """The task queue (likeness/worker: procrastinate on the store's database). A job that raises is retried
+    ``retries`` times, waiting ``retry_wait_s ** (attempt + 1)`` seconds before each (exponential back-off), then
+    ends ``failed`` with its error (``likeness jobs list``). A worker that stops sending heartbeats for
+    ``stalled_after_s`` is dead: a periodic check (``stall_check_cron``; a 6th field counts seconds) retries its
+    jobs."""
+
+    concurrency: int = 1  # jobs one worker process runs at once; each analysing job has an analysis process
+    retries: int = 4
+    retry_wait_s: int = 2
+    heartbeat_s: float = 10.0
+    stalled_after_s: float = 30.0
+    stall_check_cron: str = "* * * * *"
+    poll_s: float = 5.0  # a worker looks for jobs this often when no notification came
+    keep_succeeded_h: int = 24  # succeeded jobs are then deleted (hourly); failed ones stay until retried
+
+
 class Settings(BaseSettings):
     """Environment variables use the ``LIKENESS_`` prefix and ``__`` for nesting: LIKENESS_FACES__UPSAMPLE=0."""
 
@@ -284,9 +374,13 @@ class Settings(BaseSettings):
     hashes: HashSettings = HashSettings()
     scan: ScanSettings = ScanSettings()
     fetch: FetchSettings = FetchSettings()
+    polite: PoliteSettings = PoliteSettings()
     crawl: CrawlSettings = CrawlSettings()
     abuse: AbuseSettings = AbuseSettings()
     api: ApiSettings = ApiSettings()
+    queue: QueueSettings = QueueSettings()
+    alerts: AlertSettings = AlertSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
 
 @lru_cache(maxsize=1)

@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from likeness import __version__
-from likeness.api import problems, schemas
+from likeness.api import problems
 from likeness.api.jobs import Crawls
 from likeness.api.limits import BodyLimit
-from likeness.api.routes import check, hashes, matches, ops, subjects, tokens
+from likeness.api.routes import check, hashes, health, matches, ops, subjects, tokens
 from likeness.services.app import App, open_app
 from likeness.services.check import Checker
 
@@ -62,7 +62,7 @@ def create_app(app: App | None = None) -> FastAPI:
     problems.install(api)
     api.add_middleware(BodyLimit, settings=likeness.settings.api)
     api.include_router(_v1())
-    api.add_api_route("/health", _health, methods=["GET"], response_model=schemas.Health, tags=["health"])
+    api.include_router(health.router)
     return api
 
 
@@ -74,9 +74,5 @@ def _v1() -> APIRouter:
     v1.include_router(matches.router)
     v1.include_router(ops.router)
     v1.include_router(tokens.router)
+    v1.include_router(health.metrics_router)
     return v1
-
-
-def _health() -> schemas.Health:
-    """No authentication: for load balancers. Says the process is serving, nothing about the data."""
-    return schemas.Health(status="ok")

@@ -5,6 +5,8 @@ A token is printed once, when it is created: only its digest is kept, so it cann
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -21,14 +23,45 @@ ACTOR = "cli"
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Also run this many queue workers (`likeness worker`), which run the scheduler too.")
+    ] = 0,
 ) -> None:
-    """Serve the HTTP API (OpenAPI document at /openapi.json, its page at /docs)."""
+    """Serve the HTTP API (OpenAPI document at /openapi.json, its page at /docs); with --workers, one machine runs
+    everything: the API, the queue's workers and, on them, the scheduler's periodic tick."""
     import uvicorn
 
     from likeness.api.app import create_app
 
+    if workers < 0:
+        usage("--workers must be 0 or more")
     with session() as a:
-        uvicorn.run(create_app(a), host=host, port=port, log_level=a.settings.log_level.lower())
+        started = _start_workers(workers)
+        try:
+            uvicorn.run(create_app(a), host=host, port=port, log_level=a.settings.log_level.lower())
+        finally:
+            _stop_workers(started)
+
+
+_WORKER = "import sys; from likeness.cli.main import app; sys.exit(app())"
+
+
+def _start_workers(n: int) -> list[subprocess.Popen[bytes]]:
+    """Worker processes of their own (each job's analysis runs under its budget in them, not in the API's)."""
+    return [subprocess.Popen([sys.executable, "-c", _WORKER, "worker"]) for _ in range(n)]
+
+
+def _stop_workers(started: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM lets each finish the jobs at hand; one that does not within a minute is killed (its jobs are retried
+    by the stalled-job check)."""
+    for proc in started:
+        proc.terminate()
+    for proc in started:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @users_app.command("add")

@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from likeness.cli import output
 from likeness.cli.abuse import abuse_app
 from likeness.cli.admin import serve, tokens_app, users_app
+from likeness.cli.alerts import alerts_app, honeypot_app
 from likeness.cli.audit import audit_app
 from likeness.cli.crawl import crawl_app
+from likeness.cli.schedule import schedule_app
 from likeness.cli.shell import FAILED, USAGE, Format, err, out, session, typer_app, usage
+from likeness.cli.worker import jobs_app, worker
 
 if TYPE_CHECKING:
     from likeness.services.app import App
@@ -41,7 +45,12 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(abuse_app, name="abuse")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(honeypot_app, name="honeypot")
+app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve)
+app.add_typer(jobs_app, name="jobs")
+app.command("worker")(worker)
 
 FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
 
@@ -63,12 +72,15 @@ class ListFormat(StrEnum):
 def scan_cmd(
     targets: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or http(s) URLs.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+    queue: Annotated[bool, typer.Option("--queue", help="Queue one job per file for `likeness worker`.")] = False,
 ) -> None:
     """Analyse media, catalogue every face and match against the registry. Exit 1 when any file failed."""
     missing = [t for t in targets if not t.startswith(("http://", "https://")) and "://" not in t]
     missing = [t for t in missing if not os.path.lexists(os.path.expanduser(t))]
     if missing:
         usage(f"no such file or folder: {missing[0]}")
+    if queue:
+        return _defer_scan(targets, as_json)
     from likeness.services import scan
 
     with session() as a:
@@ -76,11 +88,31 @@ def scan_cmd(
         _warn_stale_subjects(a)
         with output.scan_progress(err, disabled=as_json) as progress:
             summary = scan.scan(a, targets, actor=ACTOR, progress=progress)
+        from likeness.alerts import deliver
+
+        deliver.send_due(a.store, a.settings)  # new matches told now; failures are kept and retried
     if as_json:
         out.print_json(json.dumps(output.scan_json(summary)))
     else:
         output.scan_summary(out, summary)
     if summary.errors:
+        raise typer.Exit(FAILED)
+
+
+def _defer_scan(targets: list[str], as_json: bool) -> None:
+    """Queued, not run: the files are read by the workers; a target that cannot be queued exits 1."""
+    from likeness.worker.tasks import defer_scan
+
+    with session() as a:
+        queued = defer_scan(a, targets, actor=ACTOR)
+    if as_json:
+        out.print_json(json.dumps({"queued": len(queued.job_ids), "not_media": queued.not_media,
+                                   "refused": [{"location": w, "error": e} for w, e in queued.refused]}))  # fmt: skip
+    else:
+        out.print(f"{len(queued.job_ids)} file(s) queued for `likeness worker`")
+        for where, why in queued.refused:
+            err.print(f"[red]not queued:[/red] {escape(where)}: {escape(why)}")
+    if queued.refused:
         raise typer.Exit(FAILED)
 
 

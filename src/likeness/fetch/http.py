@@ -37,7 +37,7 @@ from likeness.errors import (
     UnsafeUrl,
 )
 from likeness.fetch.guard import Guard, PublicOnlyResolver, redact
-from likeness.fetch.polite import Breaker, HostBuckets, Robots, RobotsFile, retry_after
+from likeness.fetch.polite import Breaker, HostBuckets, LocalPoliteness, Politeness, Robots, RobotsFile, retry_after
 from likeness.settings import FetchSettings
 
 T = TypeVar("T")
@@ -64,7 +64,8 @@ class Fetcher:
     """``guard`` vets every URL, redirect hops included, before a connection is made (by default the SSRF guard
     of ``settings.allow_private_networks``; tests pass one that also lets their own server through). Whatever the
     guard, every address a name resolves to is judged by that SSRF guard; ``resolver`` is where names are resolved
-    (the system's resolver by default; tests pass a ``StaticResolver``)."""
+    (the system's resolver by default; tests pass a ``StaticResolver``). ``politeness`` holds the buckets, pauses
+    and breakers (this process's own by default; services pass the store's shared one, fetch/shared.py)."""
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class Fetcher:
         max_bytes: int,
         guard: Callable[[str], object] | None = None,
         resolver: AbstractResolver | None = None,
+        politeness: Politeness | None = None,
     ) -> None:
         self.settings = settings
         self.max_bytes = max_bytes
@@ -79,9 +81,11 @@ class Fetcher:
         self.guard = guard or self.ssrf.check_url
         self._resolver = resolver
         self.stats = FetchStats()
-        self.buckets = HostBuckets(settings.rate_per_host, settings.burst_per_host)
-        self.breaker = Breaker(settings.breaker_failures, settings.breaker_cooldown_s)
-        self.robots = Robots(settings.user_agent, self._robots_file, self.buckets) if settings.respect_robots else None
+        self.polite = politeness or LocalPoliteness(
+            HostBuckets(settings.rate_per_host, settings.burst_per_host),
+            Breaker(settings.breaker_failures, settings.breaker_cooldown_s),
+        )
+        self.robots = Robots(settings.user_agent, self._robots_file, self.polite) if settings.respect_robots else None
         self._backoff = wait_exponential(multiplier=settings.backoff_s, max=settings.max_backoff_s)
         self._with_retries = retry(
             retry=retry_if_exception_type(TransientFetchError),
@@ -102,6 +106,8 @@ class Fetcher:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._session is not None:
             self._run(self._session.close())
+        if self._thread.is_alive():
+            self._run(self.polite.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
@@ -174,10 +180,10 @@ class Fetcher:
                     if hop := _redirect(url, resp):
                         url, via = hop, url
                         continue
-                    self._throttle(host, resp)
+                    await self._throttle(host, resp)
                     return Response(url, resp.status, resp.headers, await self._body(url, resp))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise self._failed(host, url, exc) from exc
+                raise await self._failed(host, url, exc) from exc
             finally:
                 self._slots.release()
         raise FetchError(f"{redact(url)}: more than {self.settings.max_redirects} redirects")
@@ -191,23 +197,23 @@ class Fetcher:
                 raise
             raise type(exc)(f"{redact(via)} redirects to {exc}") from exc
         host = urlsplit(url).hostname or ""
-        self.breaker.check(host)
+        await self.polite.check(host)
         if robots and self.robots is not None:
             await self.robots.check(url)
-        await self.buckets.acquire(host)
+        await self.polite.acquire(host)
         self.stats.requests += 1
         self.stats.by_host[host] = self.stats.by_host.get(host, 0) + 1
         return host
 
-    def _failed(self, host: str, url: str, exc: BaseException) -> LikenessError:
+    async def _failed(self, host: str, url: str, exc: BaseException) -> LikenessError:
         """The error to raise for a failed request; the host's breaker counts it unless the name did not resolve
         (a cooldown cannot fix that, and every later item should still say "dns")."""
         failure = _failure(url, exc, self.settings.timeout_s)
         if host and not isinstance(failure, DnsFailure | BlockedAddress):
-            self.breaker.record(host, ok=False)
+            await self.polite.record(host, ok=False)
         return failure
 
-    def _throttle(self, host: str, resp: aiohttp.ClientResponse) -> None:
+    async def _throttle(self, host: str, resp: aiohttp.ClientResponse) -> None:
         """Pause the host as the server asks: Retry-After on 429/503, and an exhausted X-Ratelimit window."""
         wait = retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
         remaining, reset = resp.headers.get("X-Ratelimit-Remaining"), resp.headers.get("X-Ratelimit-Reset")
@@ -217,11 +223,11 @@ class Fetcher:
         if wait is not None and wait > self.settings.max_retry_after_s:
             raise FetchError(f"{shown}: the server asks to wait {wait:.0f} s; over max_retry_after_s")
         if wait:
-            self.buckets.pause(host, wait)
+            await self.polite.pause(host, wait)
         if resp.status == 429 or resp.status >= 500:
-            self.breaker.record(host, ok=False)
+            await self.polite.record(host, ok=False)
             raise TransientFetchError(f"{shown}: HTTP {resp.status}", retry_after=wait)
-        self.breaker.record(host, ok=True)
+        await self.polite.record(host, ok=True)
         if resp.status != 200:
             raise FetchError(f"{shown}: HTTP {resp.status}")
 
@@ -255,7 +261,7 @@ class Fetcher:
                     return RobotsFile(resp.status, body.decode("utf-8", errors="replace"))
             failure: LikenessError = FetchError(f"more than {self.settings.max_redirects} redirects")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            failure = self._failed(urlsplit(url).hostname or "", url, exc)
+            failure = await self._failed(urlsplit(url).hostname or "", url, exc)
         except LikenessError as exc:
             failure = exc
         if url == origin and isinstance(failure, DnsFailure | BlockedAddress | UnsafeUrl | CircuitOpen):
@@ -267,10 +273,10 @@ class Fetcher:
         host = await self._admit(url, robots=False)
         try:
             async with self._session.post(url, data=dict(form), allow_redirects=False) as resp:
-                self._throttle(host, resp)
+                await self._throttle(host, resp)
                 return json.loads(await self._body(url, resp))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._failed(host, url, exc) from exc
+            raise await self._failed(host, url, exc) from exc
         except ValueError as exc:
             raise FetchError(f"{redact(url)}: not JSON ({exc})") from exc
 

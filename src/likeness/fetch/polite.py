@@ -1,7 +1,10 @@
 """Politeness per host: a token bucket, pauses a server asked for, a circuit breaker and robots.txt.
 
-Everything here runs on the fetcher's one event loop, so no locks: nothing awaits between a check and its update.
-Hand-written rather than a library: aiolimiter has no per-host pause for Retry-After, and pybreaker is blocking.
+The fetcher speaks to ``Politeness``: ``LocalPoliteness`` here keeps the state in this process (tests, tools run
+without a store), ``fetch/shared.py`` keeps it in PostgreSQL so that every crawling process spends from the same
+bucket. The local parts run on the fetcher's one event loop, so no locks: nothing awaits between a check and its
+update. Hand-written rather than a library: aiolimiter has no per-host pause for Retry-After, and pybreaker is
+blocking.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib import robotparser
 from urllib.parse import urlsplit
 
@@ -73,6 +77,56 @@ class Breaker:
             self._open_until[host] = self.clock() + self.cooldown_s
 
 
+class SlowsDown(Protocol):
+    def slow_down(self, host: str, rate: float) -> None:
+        """At most ``rate`` requests a second to ``host`` from now on (robots.txt Crawl-delay)."""
+
+
+class Politeness(SlowsDown, Protocol):
+    """What the fetcher asks before and tells after each request. ``slow_down`` stays synchronous and local: every
+    process reads the host's robots.txt for itself, so all of them pass the same slower rate."""
+
+    async def check(self, host: str) -> None:
+        """Raise ``CircuitOpen`` when the host is being left alone (may answer from what was last seen)."""
+
+    async def acquire(self, host: str) -> None:
+        """Wait out any pause, then for a token; raise ``CircuitOpen`` when the circuit is open."""
+
+    async def pause(self, host: str, seconds: float) -> None:
+        """No request to ``host`` for ``seconds`` (a Retry-After, an exhausted rate-limit window)."""
+
+    async def record(self, host: str, ok: bool) -> None:
+        """A request's outcome, for the breaker: ``ok=False`` for a transient failure."""
+
+    async def aclose(self) -> None:
+        """Release what the state holds (a database connection)."""
+
+
+class LocalPoliteness:
+    """``HostBuckets`` and ``Breaker`` of this process only."""
+
+    def __init__(self, buckets: HostBuckets, breaker: Breaker) -> None:
+        self.buckets, self.breaker = buckets, breaker
+
+    def slow_down(self, host: str, rate: float) -> None:
+        self.buckets.slow_down(host, rate)
+
+    async def check(self, host: str) -> None:
+        self.breaker.check(host)
+
+    async def acquire(self, host: str) -> None:
+        await self.buckets.acquire(host)
+
+    async def pause(self, host: str, seconds: float) -> None:
+        self.buckets.pause(host, seconds)
+
+    async def record(self, host: str, ok: bool) -> None:
+        self.breaker.record(host, ok)
+
+    async def aclose(self) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class RobotsFile:
     """What fetching a robots.txt gave: an HTTP status and body, or status 0 and why it could not be had."""
@@ -91,7 +145,7 @@ class Robots:
     host that is down never reads as one that forbids us. A name that does not resolve or an address the guard
     refuses is raised by ``fetch`` as what it is, and nothing is remembered for the origin."""
 
-    def __init__(self, user_agent: str, fetch: RobotsFetch, buckets: HostBuckets) -> None:
+    def __init__(self, user_agent: str, fetch: RobotsFetch, buckets: SlowsDown) -> None:
         self.user_agent, self.fetch, self.buckets = user_agent, fetch, buckets
         self._rules: dict[str, tuple[robotparser.RobotFileParser, str]] = {}  # origin -> (rules, unreachable)
 

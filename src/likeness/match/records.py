@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from likeness.alerts import notify_new_matches
 from likeness.store import audit
 from likeness.store.models import Match
 
@@ -61,4 +62,5 @@ def create_match(
         },
         actor=actor,
     )
+    notify_new_matches(session, [match_id], None, actor=actor)  # alerts queued in this same transaction
     return True

@@ -21,6 +21,7 @@ from likeness.catalogue import crawls
 from likeness.errors import BlockedAddress, ConfigurationError, InvalidInput, LikenessError, Throttled, UnsafeUrl
 from likeness.fetch import Fetcher, redact
 from likeness.log import get_logger
+from likeness.services import fetching
 from likeness.services.app import App
 from likeness.services.scan import Run, ScanSummary
 from likeness.sources.base import Item, MediaRef, Page, Source
@@ -65,7 +66,7 @@ def crawl(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)  # platforms give UTC times
     with ExitStack() as stack:
-        fetcher = stack.enter_context(Fetcher(app.settings.fetch, app.settings.media.max_bytes))
+        fetcher = stack.enter_context(fetching.fetcher(app.settings, app.store))  # politeness shared by all
         run = Run(app.store, app.settings, summary.scan, stack, fetcher, actor=actor, indexes=app.indexes())
         walk = _Walk(app, source, fetcher, run, summary, max_pages, since, progress, started)
         with app.store.transaction() as session:
@@ -249,7 +250,7 @@ def civitai(app: App, endpoint: str = "images", **filters: str | None) -> Source
 
 
 def civitai_tags(app: App, query: str) -> list[str]:
-    with Fetcher(app.settings.fetch, app.settings.media.max_bytes) as fetcher:
+    with fetching.fetcher(app.settings, app.store) as fetcher:
         return search_tags(fetcher, app.settings.crawl.civitai_url, query)
 
 

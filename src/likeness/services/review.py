@@ -7,7 +7,7 @@ from pathlib import Path
 
 from likeness.cases import report, review
 from likeness.cases.review import MatchRecord, MediaRecord, MediaSummary, SightingRecord
-from likeness.fetch import Fetcher
+from likeness.services import fetching
 from likeness.services.app import App
 from likeness.sources import MediaRef, read_file
 
@@ -56,7 +56,7 @@ def set_status(app: App, match_id: int, status: str, *, actor: str, note: str | 
 
 def write_report(app: App, out: Path, status: str | None = None) -> int:
     settings = app.settings
-    with Fetcher(settings.fetch, settings.media.max_bytes) as fetcher, app.store.transaction() as session:
+    with fetching.fetcher(settings, app.store) as fetcher, app.store.transaction() as session:
 
         def read(location: str) -> bytes:
             """URLs through the fetch layer; local paths as regular files only, like a scan reads them."""

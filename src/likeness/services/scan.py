@@ -25,7 +25,7 @@ from likeness.fetch import Fetcher, redact
 from likeness.log import get_logger
 from likeness.match.indexes import Indexes
 from likeness.media import sniff
-from likeness.services import tasks
+from likeness.services import fetching, tasks
 from likeness.services.pool import AnalysisPool
 from likeness.settings import Settings
 from likeness.sources import MediaRef, Refused, discover, read_head
@@ -85,7 +85,7 @@ def scan(app: App, targets: list[str], *, actor: str, progress: Progress | None 
     summary, started = ScanSummary(), time.perf_counter()
     with ExitStack() as stack:
         urls = any(isinstance(r, MediaRef) and r.is_url for r in found)
-        fetcher = stack.enter_context(Fetcher(settings.fetch, settings.media.max_bytes)) if urls else None
+        fetcher = stack.enter_context(fetching.fetcher(settings, app.store)) if urls else None  # shared limits
         run = Run(app.store, settings, summary, stack, fetcher, actor=actor, indexes=app.indexes())
         for ref in found:
             if isinstance(ref, Refused):

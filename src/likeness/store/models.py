@@ -416,3 +416,140 @@ class AbuseLogEntry(Base):
     measure_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reason: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+# --- schedule (migration 0015): crawl cadences and subject tiers ------------------------------------------------
+
+
+class CrawlSchedule(Base):
+    """A crawl source re-run on a cadence (likeness/schedule). ``name`` is the operator's handle; ``kind`` and
+    ``query`` build the source (as ``POST /v1/crawls`` does). ``last_deferred_at`` is when the scheduler last queued
+    its crawl: it is due again ``every_s`` after that, so a crawl is queued once per cadence however many schedulers
+    tick."""
+
+    __tablename__ = "crawl_schedules"
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)
+    max_pages: Mapped[int] = mapped_column(Integer)
+    every_s: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    last_deferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class SubjectTier(Base):
+    """A subject's tier (free / protected / premium: settings.schedule.tiers), which sets how often the catalogue
+    is searched again for its face and which follow-ups it gets. No row: the default tier. ``last_checked_at`` is
+    when its last re-search was queued."""
+
+    __tablename__ = "subject_tiers"
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = _now()
+
+
+# -- Alerts and honeypots (issue 11; alerts/) -------------------------------------------------------------------
+
+
+class AlertRule(Base):
+    """Where new matches at or above ``min_tier`` are told: a webhook (``channel`` 'webhook': URL and HMAC secret)
+    or email digests (``channel`` 'email': addresses). The target is sealed with the rule's own data key: a webhook
+    secret or someone's address is never in the clear in the database. ``digest_s``: at most one email per that
+    many seconds, carrying everything pending. ``locations``: whether messages carry where-found URLs."""
+
+    __tablename__ = "alert_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    min_tier: Mapped[str] = mapped_column(String(8))
+    # a subject-facing rule: only that subject's matches (honeypot alerts never), fewer details (alerts/deliver.py)
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    target_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    digest_s: Mapped[int] = mapped_column(Integer, server_default="0")
+    locations: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    last_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class AlertDelivery(Base):
+    """One thing to tell one rule: a new match, or a honeypot plant the pipeline missed. Unique per (rule, match)
+    and (rule, plant), so however often matches are re-found or checks run, each is told once. ``status``:
+    'pending' until sent ('sent') or out of attempts ('failed', with ``last_error``)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "match_id"),
+        UniqueConstraint("rule_id", "plant_id"),
+        Index("ix_alert_deliveries_pending", "rule_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), nullable=True)
+    plant_id: Mapped[int | None] = mapped_column(ForeignKey("honeypot_plants.id", ondelete="CASCADE"), nullable=True)
+    event: Mapped[str] = mapped_column(String(24))  # 'match' | 'honeypot_missed'
+    status: Mapped[str] = mapped_column(String(8), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Honeypot(Base):
+    """A synthetic subject enrolled from a picture that ships in a package (``picture``), whose copies are planted
+    where the pipeline should find them. Its matches are canaries: never alerted as matches."""
+
+    __tablename__ = "honeypots"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), unique=True)
+    picture: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+
+
+class HoneypotPlant(Base):
+    """One planted copy (fresh bytes each time: ``sha256``) at ``location``; missed when ``due_at`` has passed and
+    no match of its honeypot's subject on media with those bytes exists."""
+
+    __tablename__ = "honeypot_plants"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    honeypot_id: Mapped[int] = mapped_column(ForeignKey("honeypots.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(Text)
+    planted_at: Mapped[datetime] = _now()
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- POLITE (issue 11): politeness shared by every crawling process -------------------------------------------
+
+
+class PoliteHost(Base):
+    """One host's politeness, shared by every crawling process (fetch/shared.py): a token bucket (``tokens`` as
+    counted at ``counted_at``, refilled lazily by the upsert that spends it; ``ok``: whether that spend was
+    admitted), a pause a server asked for (``not_before``) and a circuit breaker (``failures`` in a row; left
+    alone until ``open_until``). State, not a record: a row may be deleted at any time and starts afresh."""
+
+    __tablename__ = "polite_hosts"
+    host: Mapped[str] = mapped_column(Text, primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    open_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- task queue (migration 0012): the last error of each failing job ---------------------------------------------
+
+
+class JobError(Base):
+    """Why a queue job (procrastinate_jobs, created by procrastinate's own schema) last failed: procrastinate keeps
+    a job's status and events but not its exception, and a job that ends ``failed`` must say why
+    (``likeness jobs list``). One row per job, overwritten on each failed attempt."""
+
+    __tablename__ = "job_errors"
+    job_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(128))
+    attempt: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
