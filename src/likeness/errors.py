@@ -146,6 +146,12 @@ class StoreFailed(LikenessError):
     kind = "store_failed"
 
 
+class EvidenceAltered(LikenessError):
+    """Frozen evidence that no longer matches what was recorded: a blob, a bundle or its signature."""
+
+    kind = "evidence_altered"
+
+
 class FetchError(LikenessError):
     kind = "fetch"
 

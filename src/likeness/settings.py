@@ -350,6 +350,34 @@ class QueueSettings(BaseModel):
     keep_succeeded_h: int = 24  # succeeded jobs are then deleted (hourly); failed ones stay until retried
 
 
+class EvidenceSettings(BaseModel):
+    # Frozen evidence (cases/evidence.py): pages captured in headless Chromium, the system's browser (apt's
+    # chromium; Playwright never downloads one). The browser obeys the SSRF guard: every request a page makes is
+    # refused unless its host resolves only to public addresses (fetch.allow_private_networks applies), or its
+    # exact ``host:port`` is in ``allow_hosts`` (a page server on a private network that is meant to be captured;
+    # other ports and addresses on that network stay refused).
+    chromium: Path = Path("/usr/bin/chromium")
+    allow_hosts: list[str] = []
+    timeout_s: float = 30.0
+    viewport_width: int = 1280
+    viewport_height: int = 900
+
+
+class NoticeSettings(BaseModel):
+    """Takedown notices (cases/notices.py): who signs them, and the deadlines the law leaves open. TAKE IT DOWN's
+    48 hours and GDPR's one month are the law's own and not settings."""
+
+    # The sender: the signature and contact details every notice must carry (DMCA 512(c)(3)(A), (D)).
+    sender_name: str = "(the sender's name)"
+    sender_email: str = "(the sender's email)"
+    sender_address: str = "(the sender's postal address)"
+    sender_phone: str = ""
+    # DMCA 512(c)(1)(C) asks for removal "expeditiously": the hours after which a notice counts as unanswered.
+    dmca_hours: int = Field(default=72, ge=1)
+    # A platform's own report form promises no time: the hours after which a report counts as unanswered.
+    platform_hours: int = Field(default=72, ge=1)
+
+
 class Settings(BaseSettings):
     """Environment variables use the ``LIKENESS_`` prefix and ``__`` for nesting: LIKENESS_FACES__UPSAMPLE=0."""
 
@@ -381,6 +409,8 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     alerts: AlertSettings = AlertSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    notices: NoticeSettings = NoticeSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
 
 @lru_cache(maxsize=1)

@@ -188,6 +188,7 @@ class Match(Out):
     submission: str | None = None
     note: str | None = None
     updated_at: datetime | None = None
+    reviewer: str | None = None
     sightings: list[Sighting] = []
 
 
@@ -198,7 +199,10 @@ class Matches(Out):
 
 
 class ReviewIn(BaseModel):
-    status: str = Field(description="new, on_hold, confirmed, rejected, false_positive or actioned")
+    status: str = Field(
+        description="new -> confirmed | rejected | false_positive; on_hold -> released (or a decision); "
+        "confirmed -> actioned -> removed | still_up; any other move is refused (409)"
+    )
     note: str | None = Field(default=None, max_length=10_000)
 
 

@@ -1,7 +1,7 @@
 """A self-contained HTML report: for each match the reference face beside the face found, score, tier, source.
 
-Found crops are cut from the source at report time (we keep embeddings, not pictures); ``read`` is the
-caller's way of getting a location's bytes, so this module does no I/O policy of its own. A report holds names
+Found crops are cut at report time from what the caller's ``read`` gives for a match (we keep embeddings, not
+pictures: frozen evidence, or a local file), so this module does no I/O policy of its own. A report holds names
 and faces in clear: it is created readable by its owner only (0600), and withdrawal cannot reach it afterwards.
 """
 
@@ -27,7 +27,7 @@ from likeness.registry.subjects import reference_crop
 from likeness.settings import Settings
 from likeness.store.crypto import Box
 
-Reader = Callable[[str], bytes]
+Reader = Callable[[MatchRow], bytes]
 _env = Environment(loader=PackageLoader("likeness.cases"), autoescape=select_autoescape())
 
 
@@ -77,7 +77,7 @@ def _reference_crop(session: Session, box: Box, subject_id: int) -> str | None:
 
 def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | None, str]:
     try:
-        media = decode(read(row.location), settings.media)
+        media = decode(read(row), settings.media)
     except (LikenessError, OSError) as exc:
         return None, f"source not available now: {exc}"
     pixels = next((f.pixels for f in media.each_frame() if f.index == row.frame), media.pixels)

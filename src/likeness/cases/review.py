@@ -1,4 +1,8 @@
-"""Review states. new | on_hold -> confirmed | rejected; every change is audited in the same transaction.
+"""Review as a state machine; every change is validated, names its reviewer, may carry a note, and is audited in
+the same transaction. ``NEXT`` lists the moves: a decision on a new (or released) match; a held match (flood
+quarantine) released, or decided at once; a confirmed match actioned when a notice is sent, then removed or
+still_up as re-checks find it. A false positive or a confirmation is kept as a labelled pair, without pictures,
+for calibration (``CalibrationPair``).
 
 Names and submission labels are decrypted here for people, each with its owner's key; the matches of a withdrawn
 subject (marked, or whose key is gone) are not shown.
@@ -13,14 +17,27 @@ from typing import Any
 from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from likeness.errors import InvalidInput, NotFound
+from likeness.errors import Conflict, InvalidInput, NotFound
 from likeness.registry.hashes import submission_key, submission_labels
 from likeness.registry.subjects import subject_key
 from likeness.store import audit
 from likeness.store.crypto import Box, DataKey
-from likeness.store.models import Face, Match, Media, ProtectedHash, Sighting, Subject
+from likeness.store.models import CalibrationPair, Face, Match, Media, ProtectedHash, Sighting, Subject
 
-STATUSES = ("new", "on_hold", "confirmed", "rejected")  # on_hold: parked by flood quarantine
+_DECISIONS = ("confirmed", "rejected", "false_positive")
+NEXT: dict[str, tuple[str, ...]] = {
+    "new": _DECISIONS,
+    "on_hold": ("released", *_DECISIONS),  # on_hold: parked by flood quarantine; a reviewer may decide at once
+    "released": _DECISIONS,
+    "confirmed": ("actioned",),  # actioned: a takedown notice was sent
+    "actioned": ("removed", "still_up"),  # what a re-check of the location found
+    "still_up": ("actioned", "removed"),  # escalated (another notice), or gone at a later check
+    "rejected": (),
+    "false_positive": (),
+    "removed": (),
+}
+STATUSES = tuple(NEXT)
+CALIBRATED = ("false_positive", "confirmed")  # the decisions kept as labelled pairs
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,7 @@ class MatchRecord:
     note: str | None = None  # the reviewer's note, decrypted
     updated_at: datetime | None = None
     sightings: list[SightingRecord] = field(default_factory=list)
+    reviewer: str | None = None  # who made the last review decision (the actor)
 
 
 MatchRow = MatchRecord  # the name before records said where
@@ -240,7 +258,8 @@ def _row(record: Row[Any], box: Box, keys: dict[str | None, DataKey | None]) -> 
     face_box = (x, y, w, h) if x is not None else None
     return MatchRecord(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha,
                        face_box, frame or m.frame or 0, nsfw, prov or {}, m.created_at, m.detail, m.hash_id, bank,
-                       submission, _note(m, box, keys), m.updated_at)  # fmt: skip
+                       submission, _note(m, box, keys), m.updated_at,
+                       reviewer=m.reviewer)  # fmt: skip
 
 
 def _note(match: Match, box: Box, keys: dict[str | None, DataKey | None]) -> str | None:
@@ -261,8 +280,11 @@ def set_status(session: Session, box: Box, match_id: int, status: str, *, actor:
         raise NotFound(f"no match {match_id}")
     if match.status == status and note is None:
         return
-    previous, match.status, match.updated_at = match.status, status, func.now()
-    details: dict[str, Any] = {"from": previous}
+    _check_move(match, status)
+    previous, match.status, match.updated_at, match.reviewer = match.status, status, func.now(), actor
+    details: dict[str, Any] = {"from": previous, "reviewer": actor}
+    if status in CALIBRATED and previous != status:
+        _calibration_pair(session, match, status, actor)
     if note is None:
         audit.record(session, f"match.{status}", "match", match_id, details, actor=actor)
         return
@@ -271,6 +293,31 @@ def set_status(session: Session, box: Box, match_id: int, status: str, *, actor:
     details["note"] = True
     personal = {"note": note}
     audit.record(session, f"match.{status}", "match", match_id, details, actor=actor, personal=personal, owner=key)
+
+
+def allowed(status: str) -> tuple[str, ...]:
+    """The states a match in ``status`` may move to."""
+    _check_status(status)
+    return NEXT[status]
+
+
+def _check_move(match: Match, status: str) -> None:
+    """Refuse a move the state machine does not have (a note on the current state is no move)."""
+    if status == match.status or status in NEXT[match.status]:
+        return
+    nexts = ", ".join(NEXT[match.status]) or "none: it is final"
+    raise Conflict(f"match {match.id} is {match.status}: it cannot become {status} (next: {nexts})")
+
+
+def _calibration_pair(session: Session, match: Match, label: str, actor: str) -> None:
+    """The decision as a labelled pair without pictures: score, model (or hash algorithm), tier, whom it concerned."""
+    if match.subject_id is not None:
+        model = session.scalar(select(Subject.model).where(Subject.id == match.subject_id))
+    else:
+        model = session.scalar(select(ProtectedHash.algorithm).where(ProtectedHash.id == match.hash_id))
+    session.add(CalibrationPair(match_id=match.id, kind=match.kind, label=label, score=match.score,
+                                model=model or "unknown", tier=match.tier, subject_id=match.subject_id,
+                                hash_id=match.hash_id, reviewer=actor))  # fmt: skip
 
 
 def _owner_key(session: Session, box: Box, match: Match) -> DataKey:

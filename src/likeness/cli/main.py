@@ -20,7 +20,9 @@ from likeness.cli.abuse import abuse_app
 from likeness.cli.admin import serve, tokens_app, users_app
 from likeness.cli.alerts import alerts_app, honeypot_app
 from likeness.cli.audit import audit_app
+from likeness.cli.cases import cases_app
 from likeness.cli.crawl import crawl_app
+from likeness.cli.reports import reports_app
 from likeness.cli.schedule import schedule_app
 from likeness.cli.shell import FAILED, USAGE, Format, err, out, session, typer_app, usage
 from likeness.cli.worker import jobs_app, worker
@@ -48,6 +50,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(honeypot_app, name="honeypot")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(reports_app, name="reports")
+app.add_typer(cases_app, name="cases")  # EVIDENCE: cases list|show|capture|export|verify (+ takedown)
 app.command("serve")(serve)
 app.add_typer(jobs_app, name="jobs")
 app.command("worker")(worker)
@@ -58,8 +62,13 @@ FormatOption = Annotated[Format, typer.Option("--format", help="table or json")]
 class Status(StrEnum):
     new = "new"
     on_hold = "on_hold"
+    released = "released"
     confirmed = "confirmed"
     rejected = "rejected"
+    false_positive = "false_positive"
+    actioned = "actioned"
+    removed = "removed"
+    still_up = "still_up"
 
 
 class ListFormat(StrEnum):
@@ -391,6 +400,14 @@ def matches_confirm(match_id: int, note: Note = None) -> None:
 @matches_app.command("reject")
 def matches_reject(match_id: int, note: Note = None) -> None:
     _set_status(match_id, "rejected", note)
+
+
+@matches_app.command("review")
+def matches_review(
+    match_id: int, status: Annotated[Status, typer.Argument(help="The next state.")], note: Note = None
+) -> None:
+    """Move a match along the review states (a move they do not have is refused, naming the allowed ones)."""
+    _set_status(match_id, status.value, note)
 
 
 def _set_status(match_id: int, status: str, note: str | None) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from likeness.cases import report, review
+from likeness.cases import evidence, report, review
+from likeness.cases.blobs import FileBlobStore
 from likeness.cases.review import MatchRecord, MediaRecord, MediaSummary, SightingRecord
-from likeness.services import fetching
+from likeness.errors import NotFound
 from likeness.services.app import App
 from likeness.sources import MediaRef, read_file
 
@@ -56,13 +57,18 @@ def set_status(app: App, match_id: int, status: str, *, actor: str, note: str | 
 
 def write_report(app: App, out: Path, status: str | None = None) -> int:
     settings = app.settings
-    with fetching.fetcher(settings, app.store) as fetcher, app.store.transaction() as session:
+    blobs = FileBlobStore(settings.home / "evidence")
+    with app.store.transaction() as session:
 
-        def read(location: str) -> bytes:
-            """URLs through the fetch layer; local paths as regular files only, like a scan reads them."""
-            if location.startswith(("http://", "https://")):
-                return fetcher.get(location)
-            return read_file(MediaRef(location, raw_path=os.fsencode(location)), settings.media.max_bytes)
+        def read(row: review.MatchRow) -> bytes:
+            """What a case froze (``likeness cases capture``), else a local file read as a scan reads it; a URL is
+            never fetched again: a source taken down since would leave nothing."""
+            frozen = evidence.frozen_media(session, blobs, row.id)
+            if frozen is not None:
+                return frozen
+            if row.location.startswith(("http://", "https://")):
+                raise NotFound(f"no frozen evidence (likeness cases capture {row.id})")
+            return read_file(MediaRef(row.location, raw_path=os.fsencode(row.location)), settings.media.max_bytes)
 
         html, count = report.render(session, app.store.box, settings, read, status)
     report.write(out, html)

@@ -26,7 +26,15 @@ from sqlalchemy.orm import Session
 from likeness.errors import ConfigurationError
 from likeness.store import audit
 from likeness.store.crypto import Box, DataKey, bind, box_of
-from likeness.store.models import AuditEvent, Match, ProtectedHash, Subject, SubjectReference, Submission
+from likeness.store.models import (
+    AuditEvent,
+    Match,
+    NciiCase,
+    ProtectedHash,
+    Subject,
+    SubjectReference,
+    Submission,
+)
 
 if TYPE_CHECKING:
     from likeness.store.db import Store
@@ -62,6 +70,7 @@ def start(store: Store) -> None:
 def erase_withdrawn(session: Session) -> int:
     """Steps 2 and 3 of every withdrawal marked and not finished: shred the key, then delete the rows."""
     box = box_of(session)
+    cases = erase_withdrawn_cases(session)
     subjects = session.scalars(
         select(Subject).where(Subject.withdrawn_at.is_not(None)).with_for_update(skip_locked=True)
     ).all()
@@ -69,7 +78,7 @@ def erase_withdrawn(session: Session) -> int:
         select(Submission).where(Submission.withdrawn_at.is_not(None)).with_for_update(skip_locked=True)
     ).all()
     if not subjects and not submissions:
-        return 0
+        return cases
     for key_id in [s.key_id for s in subjects] + [s.key_id for s in submissions]:
         box.shred(key_id)
     subject_ids, submission_ids = [s.id for s in subjects], [s.id for s in submissions]
@@ -78,7 +87,22 @@ def erase_withdrawn(session: Session) -> int:
     session.execute(delete(Subject).where(Subject.id.in_(subject_ids)))
     session.execute(delete(ProtectedHash).where(ProtectedHash.submission.in_(submission_ids)))
     session.execute(delete(Submission).where(Submission.id.in_(submission_ids)))
-    return len(subject_ids) + len(submission_ids)
+    return len(subject_ids) + len(submission_ids) + cases
+
+
+def erase_withdrawn_cases(session: Session) -> int:
+    """NCII cases marked withdrawn whose key is still there: shred it. The row stays (its number answers
+    "withdrawn"), emptied of everything personal when it was marked (cases/ncii.py)."""
+    box = box_of(session)
+    cases = session.scalars(
+        select(NciiCase)
+        .where(NciiCase.withdrawn_at.is_not(None), NciiCase.key_id.is_not(None))
+        .with_for_update(skip_locked=True)
+    ).all()
+    for case in cases:
+        box.shred(case.key_id)
+        case.key_id, case.details_enc = None, None
+    return len(cases)
 
 
 def sweep_orphans(session: Session, older_than_s: float) -> int:
@@ -99,7 +123,7 @@ def sweep_orphans(session: Session, older_than_s: float) -> int:
 def _referenced(session: Session, key_id: str) -> bool:
     return any(
         session.scalar(select(column).where(column == key_id).limit(1)) is not None
-        for column in (Subject.key_id, Submission.key_id, AuditEvent.key_id)
+        for column in (Subject.key_id, Submission.key_id, AuditEvent.key_id, NciiCase.key_id)
     )
 
 

@@ -249,6 +249,7 @@ class Match(Base):
     # a reviewer's note (0009), sealed with the key of the match's owner (subject or submission) or its own
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     note_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)  # who made the last decision (0016)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -553,3 +554,108 @@ class JobError(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- NOTICES (issue 12, migration 0018): takedown notices, tracked until the material is gone -------------------
+
+
+class TakedownNotice(Base):
+    """One notice about one match's material at one ``location`` (a sighting's URL): drafted, then sent through
+    ``channel``, owed an answer by ``deadline_at`` (cases/notices.py computes it per law), re-checked until
+    ``status`` is 'removed' or escalated as 'still_up'. ``sha256``/``pdq``: the picture as matched, to tell a
+    changed picture from the same one still served. The platform's ``response`` may name people: it is sealed
+    with the key of whom the match concerns (``response_key_id``), so it goes with their withdrawal."""
+
+    __tablename__ = "takedown_notices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
+    location: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    pdq: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="drafted")
+    channel: Mapped[str | None] = mapped_column(Text, nullable=True)
+    drafted_at: Mapped[datetime] = _now()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finding: Mapped[str | None] = mapped_column(Text, nullable=True)  # what the last check saw, for people
+    response_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    response_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+# --- EVIDENCE (issue 12, migration 0017): frozen evidence, one case per match -----------------------------------
+
+
+class EvidenceCase(Base):
+    """The case opened on one match: ``key_id`` (in the keyring) seals every evidence blob: the key of whom the
+    match concerns (subject or submission; a key of its own otherwise), so that their withdrawal leaves the frozen
+    pages, pictures and screenshots unreadable wherever the blobs were copied."""
+
+    __tablename__ = "evidence_cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), unique=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: shredded
+    created_at: Mapped[datetime] = _now()
+
+
+class EvidenceCapture(Base):
+    """One capture of a case's location: the manifest's blob address (in the evidence store), its SHA-256 and
+    signature, so a bundle can be checked against what was recorded (and audited) at capture time."""
+
+    __tablename__ = "evidence_captures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("evidence_cases.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    manifest_blob: Mapped[str] = mapped_column(String(64))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
+    files: Mapped[int] = mapped_column(Integer)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+    captured_at: Mapped[datetime] = _now()
+
+
+# --- REVIEW (issue 12, migration 0016): labelled pairs for calibration, NCII case reports -----------------------
+
+
+class CalibrationPair(Base):
+    """A reviewer's verdict on one match, kept without pictures so thresholds can be calibrated on real decisions:
+    the score (a face embedding's similarity, or a hash distance), the model or algorithm that gave it, the tier it
+    was put in, and whom it concerned. ``label``: 'false_positive' (a negative pair) or 'confirmed' (a positive one).
+    The subject's rows go with the subject (withdrawal deletes them, by the foreign key)."""
+
+    __tablename__ = "calibration_pairs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(8))  # 'face' | 'hash'
+    label: Mapped[str] = mapped_column(String(16), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(128))
+    tier: Mapped[str] = mapped_column(String(8))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=True)
+    hash_id: Mapped[int | None] = mapped_column(ForeignKey("protected_hashes.id", ondelete="CASCADE"), nullable=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _now()
+
+
+class NciiCase(Base):
+    """A victim's report of intimate images shared without consent. ``number`` (random, human-typable) and a PIN
+    (kept as an argon2id hash only) let the victim check its status or withdraw it. Everything personal (the
+    description, contact data, URLs, linked hashes and submission) is sealed in ``details_enc`` with the case's own
+    data key ``key_id``; withdrawal empties it and shreds the key (``key_id`` None), so every copy stays unreadable.
+    ``kind`` and ``platforms`` are kept in clear for triage: they say nothing about who reported."""
+
+    __tablename__ = "ncii_cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    pin_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pin_failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    platforms: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    details_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="open")  # open | withdrawn
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()

@@ -16,7 +16,9 @@ from likeness.errors import NotFound
 from likeness.services import review
 
 router = APIRouter(tags=["matches"])
-Status = Literal["new", "on_hold", "confirmed", "rejected", "false_positive", "actioned"]
+Status = Literal[
+    "new", "on_hold", "released", "confirmed", "rejected", "false_positive", "actioned", "removed", "still_up"
+]
 
 
 def _mine(principal: Principal, match: review.MatchRecord) -> bool:
