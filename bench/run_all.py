@@ -22,6 +22,7 @@ BENCHES = [
     "hostile",
     "startup",
     "api",
+    "evidence",
     "queue",
 ]
 

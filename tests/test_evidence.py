@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from likeness.analyze import hashing
@@ -25,7 +25,7 @@ from likeness.cases import evidence as frozen
 from likeness.cli.main import app as cli
 from likeness.errors import BlockedAddress, EvidenceAltered
 from likeness.registry.hashes import submission_for
-from likeness.services import evidence, hashes
+from likeness.services import evidence, hashes, review
 from likeness.services.app import App, open_app
 from likeness.settings import EvidenceSettings, Settings, get_settings
 from likeness.store.models import AuditEvent, Bank, EvidenceCase, Match, Media, ProtectedHash, Sighting
@@ -238,3 +238,14 @@ def test_a_page_on_a_private_address_not_allowed_is_refused(settings: Settings, 
         with pytest.raises(BlockedAddress):
             evidence.capture(instance, match_id, actor="test")
     assert page.hits == []
+
+
+def test_confirming_a_match_freezes_its_evidence(case_app: App, servers: tuple[Server, Server]) -> None:
+    page, _ = servers
+    match_id = _seed_match(case_app, page)
+    with case_app.store.transaction() as s:
+        s.execute(update(Match).where(Match.id == match_id).values(status="new"))
+    assert not [c for c in evidence.list_cases(case_app) if c.match_id == match_id]
+    review.set_status(case_app, match_id, "confirmed", actor="test")
+    [case] = [c for c in evidence.list_cases(case_app) if c.match_id == match_id]
+    assert case.captures and case.captures[0].files >= 4

@@ -357,6 +357,7 @@ class EvidenceSettings(BaseModel):
     # exact ``host:port`` is in ``allow_hosts`` (a page server on a private network that is meant to be captured;
     # other ports and addresses on that network stay refused).
     chromium: Path = Path("/usr/bin/chromium")
+    capture_on_confirm: bool = True  # a match seen at a URL is captured when a reviewer confirms it
     allow_hosts: list[str] = []
     timeout_s: float = 30.0
     viewport_width: int = 1280

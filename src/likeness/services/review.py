@@ -8,9 +8,12 @@ from pathlib import Path
 from likeness.cases import evidence, report, review
 from likeness.cases.blobs import FileBlobStore
 from likeness.cases.review import MatchRecord, MediaRecord, MediaSummary, SightingRecord
-from likeness.errors import NotFound
+from likeness.errors import LikenessError, NotFound
+from likeness.log import get_logger
 from likeness.services.app import App
 from likeness.sources import MediaRef, read_file
+
+log = get_logger(__name__)
 
 __all__ = ["MatchRecord", "MediaRecord", "MediaSummary", "SightingRecord", "get_match", "list_matches"]
 
@@ -50,9 +53,30 @@ def media_summary(app: App, media_id: int | None = None) -> list[MediaSummary]:
 
 
 def set_status(app: App, match_id: int, status: str, *, actor: str, note: str | None = None) -> MatchRecord:
+    """A review decision. Confirming a match seen at a URL freezes its evidence then (``evidence.capture_on_confirm``):
+    what a page shows today may be gone tomorrow."""
+    before = get_match(app, match_id).status
     with app.store.transaction() as session:
         review.set_status(session, app.store.box, match_id, status, actor=actor, note=note)
-    return get_match(app, match_id)
+    record = get_match(app, match_id)
+    newly = status == "confirmed" and before != "confirmed"
+    if newly and app.settings.evidence.capture_on_confirm and _on_the_web(record):
+        _freeze(app, match_id, actor)
+    return record
+
+
+def _on_the_web(record: MatchRecord) -> bool:
+    return record.location.startswith(("http://", "https://"))
+
+
+def _freeze(app: App, match_id: int, actor: str) -> None:
+    """A capture that fails leaves the decision standing: it is logged, and ``likeness cases capture`` retries."""
+    from likeness.services import evidence as frozen  # the browser's stack, only when a capture is due
+
+    try:
+        frozen.capture(app, match_id, actor=actor)
+    except LikenessError as exc:
+        log.warning("evidence.capture_failed", match_id=match_id, error=str(exc))
 
 
 def write_report(app: App, out: Path, status: str | None = None) -> int:
