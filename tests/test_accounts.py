@@ -124,3 +124,12 @@ def test_the_cli_adds_users_and_prints_a_token_once(app: App, cli_env: dict[str,
     assert likeness("users", "disable", "nobody").returncode == 2
     with app.store.transaction() as s, pytest.raises(Unauthenticated):
         accounts.authenticate_token(s, raw)
+
+
+def test_a_token_label_is_stored_clean(app: App) -> None:
+    """Schemathesis found it: a label with a NUL made PostgreSQL refuse the row (a 500)."""
+    with app.store.transaction() as s:
+        user = accounts.create_user(s, "labels", "reviewer", actor="cli")
+        made = accounts.create_token(s, user.id, actor="cli", scopes=["stats"], label="\x00laptop\x07")
+    with app.store.transaction() as s:
+        assert s.scalar(select(ApiToken.label).where(ApiToken.id == made.info.id)) == "laptop"

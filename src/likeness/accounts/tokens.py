@@ -21,6 +21,7 @@ from likeness.accounts.scopes import ROLE_SCOPES, granted
 from likeness.errors import InvalidInput, NotFound, Unauthenticated
 from likeness.store import audit
 from likeness.store.models import Account, ApiToken, Subject
+from likeness.text import clean
 
 PREFIX = "lk_"
 _MAX_DAYS = 3650.0
@@ -106,7 +107,7 @@ def create_token(
     row = ApiToken(
         account_id=account_id,
         digest=digest(raw),
-        label=label[:64],
+        label=clean(label, 64),  # shown back in lists: no control characters (NUL is refused by PostgreSQL)
         scopes=granted(account.role, scopes),
         expires_at=now + timedelta(days=days) if days is not None else None,
         created_at=now,
