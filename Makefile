@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps face_recognition==1.3.0
 	$(BIN)/python -m pip install --quiet faiss-cpu locust
 	$(BIN)/python bench/run_all.py
+
+# Every page of the web UI to docs/ui/*.png (the system's Chromium: apt-get install chromium).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) demo-out build .pytest_cache .mypy_cache .ruff_cache

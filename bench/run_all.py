@@ -24,6 +24,7 @@ BENCHES = [
     "api",
     "evidence",
     "queue",
+    "web",
 ]
 
 

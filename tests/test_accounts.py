@@ -69,8 +69,10 @@ def test_scopes_are_bounded_by_the_role_and_narrowed_when_it_changes(app: App) -
     assert "subjects:enroll" not in new.info.scopes and "matches:review" in new.info.scopes
     with app.store.transaction() as s:  # an operator demotes the account by hand: old tokens lose the scopes
         s.execute(update(Account).values(role="subject", subject_id=None))
-    with app.store.transaction() as s, pytest.raises(Unauthenticated):  # a subject account with no subject
-        accounts.authenticate_token(s, new.token)
+    with app.store.transaction() as s:  # a subject account with no subject yet: it waits to enroll, sees nothing
+        demoted = accounts.authenticate_token(s, new.token)
+    assert demoted.scopes == frozenset(new.info.scopes) & accounts.ROLE_SCOPES["subject"]
+    assert demoted.visible_subjects() == set()
 
 
 def test_accounts_need_a_valid_name_role_and_binding(app: App) -> None:
@@ -79,8 +81,8 @@ def test_accounts_need_a_valid_name_role_and_binding(app: App) -> None:
             accounts.create_user(s, "bad name", "admin", actor="cli")
         with pytest.raises(InvalidInput, match="unknown role"):
             accounts.create_user(s, "x", "root", actor="cli")
-        with pytest.raises(InvalidInput, match="needs the id"):
-            accounts.create_user(s, "x", "subject", actor="cli")
+        waiting = accounts.create_user(s, "waits", "subject", actor="cli")  # to enroll itself (the web portal)
+        assert waiting.subject_id is None
         with pytest.raises(NotFound):
             accounts.create_user(s, "x", "subject", subject_id=999, actor="cli")
         with pytest.raises(InvalidInput, match="only a subject"):

@@ -10,6 +10,7 @@ people, mapped once by each shell) and a message for people.
      ├── Forbidden             (HTTP 403)
      ├── RateLimited           (HTTP 429)
      ├── Unauthenticated       no credentials, or credentials that are wrong, expired or revoked (HTTP 401)
+     │    ├── LoginNeeded (a web page without a session: a redirect to the login)
      ├── ConfigurationError    settings, keys or the environment are wrong: caught at start (CLI exit 3, HTTP 500)
      │    ├── EmbeddedServerFailed (the embedded PostgreSQL would not initialise or start)
      ├── MediaError            the bytes cannot become pixels we are willing to analyse (recorded against the file)
@@ -70,6 +71,12 @@ class Unauthenticated(LikenessError):
     """No credentials, or credentials that are wrong, expired, revoked or of a disabled account (HTTP 401)."""
 
     kind = "unauthenticated"
+
+
+class LoginNeeded(Unauthenticated):
+    """A web page asked for without a session, or with one that ended: answered with a redirect to the login."""
+
+    kind = "login_needed"
 
 
 class ConfigurationError(LikenessError):

@@ -268,6 +268,23 @@ class ApiSettings(BaseModel):
     last_used_every_s: float = 60.0
 
 
+class WebSettings(BaseModel):
+    """The web pages (web/) on the API's app. A login is a session: an API token of the account's role (its digest
+    kept, like any token's; listed and revocable with the others) in an HttpOnly, SameSite=Strict cookie, lasting
+    ``session_hours``. The cookie is ``Secure`` when the request came over https (behind a proxy that terminates
+    TLS, set ``cookie_secure``). ``signup`` lets anyone make a subject account and enroll themselves; off, an
+    operator makes the account (``likeness users add NAME --role subject``) after checking who the person is,
+    which is what stops someone enrolling another person's face to search for it. ``consent_version`` names the
+    consent text shown at enrollment (registry/consent/<version>.txt)."""
+
+    session_hours: float = 12.0
+    cookie_secure: bool | None = None  # None: when the request is https
+    signup: bool = False
+    consent_version: str = "1"
+    page_size: int = 50
+    protect_bank: str = "ncii"  # where hashes protected from the web page go (made on first use)
+
+
 class TierSettings(BaseModel):
     """What a subject of one tier gets (likeness/schedule): how often its face is searched for again across the
     catalogue (``recheck_every_s``), and which follow-ups run for its matches. ``priority`` orders its queued jobs
@@ -412,6 +429,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     notices: NoticeSettings = NoticeSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    web: WebSettings = WebSettings()
 
 
 @lru_cache(maxsize=1)

@@ -16,8 +16,10 @@ from likeness.accounts.tokens import (
 )
 from likeness.accounts.users import (
     AccountInfo,
+    bind_subject,
     create_user,
     disable_user,
+    enrolled_self,
     find_user,
     get_user,
     list_users,
@@ -33,9 +35,11 @@ __all__ = [
     "Principal",
     "TokenInfo",
     "authenticate_token",
+    "bind_subject",
     "create_token",
     "create_user",
     "disable_user",
+    "enrolled_self",
     "find_user",
     "get_user",
     "granted",

@@ -165,17 +165,16 @@ def authenticate_token(session: Session, raw: str, *, touch_every_s: float = 60.
 def _usable(token: ApiToken, account: Account, now: datetime) -> bool:
     if token.revoked_at is not None or account.disabled_at is not None:
         return False
-    if token.expires_at is not None and token.expires_at <= now:
-        return False
-    # a subject account whose subject was withdrawn (its row deleted) has nothing left to see or do
-    return not (account.role == "subject" and account.subject_id is None)
+    # (a subject account whose subject was withdrawn was disabled by the withdrawal: registry.withdraw_subject)
+    return token.expires_at is None or token.expires_at > now
 
 
 def _subject_present(session: Session, account: Account) -> bool:
-    """A subject account stops working once its subject is withdrawn (marked, then its row deleted)."""
-    if account.role != "subject":
+    """A subject account stops working once its subject is withdrawn (marked, then its row deleted, the account
+    disabled). One bound to no subject yet waits to enroll: it works, and sees nothing."""
+    if account.role != "subject" or account.subject_id is None:
         return True
-    subject = session.get(Subject, account.subject_id) if account.subject_id is not None else None
+    subject = session.get(Subject, account.subject_id)
     return subject is not None and subject.withdrawn_at is None
 
 

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from likeness.accounts.scopes import check_role
 from likeness.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from likeness.registry import consent
+from likeness.registry.consent import Consent
 from likeness.store import audit
 from likeness.store.models import Account, ApiToken, Subject
 
@@ -49,7 +51,8 @@ def create_user(
     password: str | None = None,
     subject_id: int | None = None,
 ) -> AccountInfo:
-    """A subject account is bound to one enrolled subject; the other roles to none."""
+    """A subject account is bound to one enrolled subject, or to none yet: it then waits to enroll itself (the web
+    portal), seeing nothing until it has. The other roles are bound to none."""
     _check_username(username)
     check_role(role)
     _check_binding(session, role, subject_id)
@@ -75,10 +78,32 @@ def _check_binding(session: Session, role: str, subject_id: int | None) -> None:
             raise InvalidInput("only a subject account is bound to a subject")
         return
     if subject_id is None:
-        raise InvalidInput("a subject account needs the id of its enrolled subject")
+        return  # waits to enroll itself
     subject = session.get(Subject, subject_id)
     if subject is None or subject.withdrawn_at is not None:
         raise NotFound(f"no subject {subject_id}")
+
+
+def bind_subject(session: Session, account_id: int, subject_id: int, *, actor: str) -> AccountInfo:
+    """A subject account that waited to enroll is bound to the subject it enrolled, once and for good."""
+    row = session.get(Account, account_id, with_for_update=True)
+    if row is None or row.disabled_at is not None:
+        raise NotFound(f"no account {account_id}")
+    if row.role != "subject" or row.subject_id is not None:
+        raise Conflict("only a subject account not yet enrolled can enroll itself")
+    _check_binding(session, row.role, subject_id)
+    row.subject_id = subject_id
+    audit.record(session, "account.bound", "account", account_id, {"subject_id": subject_id}, actor=actor)
+    return _info(row)
+
+
+def enrolled_self(
+    session: Session, account_id: int, subject_id: int, shown: Consent, agreed_sha256: str, *, actor: str
+) -> None:
+    """A waiting subject account enrolled itself: its consent to ``shown`` recorded, the account bound to the new
+    subject (inside the enrolment's transaction: services.subjects.enroll's ``on_created``)."""
+    consent.record(session, subject_id, shown, agreed_sha256, actor=actor)
+    bind_subject(session, account_id, subject_id, actor=actor)
 
 
 def _hash_password(password: str) -> str:

@@ -70,18 +70,12 @@ def caller_of(request: Request, app: App, principal: Principal | None) -> abuse.
     return abuse.Caller(principal.account_id, principal.token_id, client_ip(request, app))
 
 
-def _admit(request: Request, app: App, principal: Principal) -> None:
-    """Committed even when it refuses: a refusal's penalty and its log row must persist (abuse/__init__.py)."""
+def admit(request: Request, app: App, principal: Principal | None) -> None:
+    """The caller (a principal, or None: the IP alone, for a page anyone may use) past the abuse controls, kept on
+    the request. Committed even when it refuses: a refusal's penalty and its log row must persist
+    (abuse/__init__.py)."""
     caller = caller_of(request, app, principal)
-    refused: LikenessError | None = None
-    with app.store.transaction() as session:
-        try:
-            admission = abuse.admit(session, caller, app.settings.abuse, action=_action(request))
-        except (Forbidden, RateLimited) as exc:
-            refused = exc
-    if refused is not None:
-        raise refused
-    request.state.admission = admission
+    request.state.admission = _admission(request, app, caller)
     request.state.caller = caller
 
 
@@ -90,19 +84,24 @@ def _action(request: Request) -> str:
     return f"{request.method} {getattr(route, 'path', request.url.path)}"
 
 
-def _rejected_credentials(request: Request, app: App) -> None:
+def refuse_credentials(request: Request, app: App) -> None:
     """A wrong token or password: the IP's trust falls, then the IP alone is admitted (a refusal raises here, in
-    place of the 401). Committed even when it refuses, as ``_admit`` is."""
-    caller = caller_of(request, app, None)
+    place of the 401)."""
+    _admission(request, app, caller_of(request, app, None), penalty="invalid_token")
+
+
+def _admission(request: Request, app: App, caller: abuse.Caller, penalty: str | None = None) -> abuse.Admission:
     refused: LikenessError | None = None
     with app.store.transaction() as session:
-        abuse.rejected(session, caller, "invalid_token", settings=app.settings.abuse)
+        if penalty is not None:
+            abuse.rejected(session, caller, penalty, settings=app.settings.abuse)
         try:
-            abuse.admit(session, caller, app.settings.abuse, action=_action(request))
+            admission = abuse.admit(session, caller, app.settings.abuse, action=_action(request))
         except (Forbidden, RateLimited) as exc:
             refused = exc
     if refused is not None:
         raise refused
+    return admission
 
 
 def authenticated(
@@ -118,9 +117,9 @@ def authenticated(
                 session, bearer.credentials, touch_every_s=app.settings.api.last_used_every_s
             )
     except Unauthenticated:
-        _rejected_credentials(request, app)
+        refuse_credentials(request, app)
         raise
-    _admit(request, app, principal)
+    admit(request, app, principal)
     return principal
 
 
@@ -152,9 +151,9 @@ def password_or_token(
         with app.store.transaction() as session:
             principal = principal_of(session, verify_password(session, basic.username, basic.password).id)
     except Unauthenticated:
-        _rejected_credentials(request, app)
+        refuse_credentials(request, app)
         raise
-    _admit(request, app, principal)
+    admit(request, app, principal)
     return principal
 
 

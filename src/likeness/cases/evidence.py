@@ -639,6 +639,21 @@ def _frozen(
     return manifest, stored["signature"].encode(), files
 
 
+def frozen_file(session: Session, blobs: BlobStore, capture_id: int, name: str) -> bytes:
+    """One file of a capture (``screenshot.png``, ``capture.json``, ...), opened with its case's key."""
+    row = session.get(EvidenceCapture, capture_id)
+    case = session.get(EvidenceCase, row.case_id) if row is not None else None
+    if row is None or case is None:
+        raise NotFound(f"no capture {capture_id}")
+    key = box_of(session).key(case.key_id)
+    if key is None:
+        raise Conflict(f"case {case.id}: its key was shredded; its evidence is unreadable")
+    files = _frozen(blobs, key, row, case.id)[2]
+    if name not in files:
+        raise NotFound(f"capture {capture_id} has no {name}")
+    return files[name]
+
+
 def frozen_media(session: Session, blobs: BlobStore, match_id: int) -> bytes | None:
     """The media bytes the latest capture of the match's case froze; None without a readable capture of them."""
     case = session.scalar(select(EvidenceCase).where(EvidenceCase.match_id == match_id))
@@ -650,10 +665,12 @@ def frozen_media(session: Session, blobs: BlobStore, match_id: int) -> bytes | N
     return None if row is None else _frozen(blobs, key, row, case.id)[2].get("media")
 
 
-def list_cases(session: Session, case_id: int | None = None) -> list[CaseRecord]:
+def list_cases(session: Session, case_id: int | None = None, match_id: int | None = None) -> list[CaseRecord]:
     query = select(EvidenceCase).order_by(EvidenceCase.id)
     if case_id is not None:
         query = query.where(EvidenceCase.id == case_id)
+    if match_id is not None:
+        query = query.where(EvidenceCase.match_id == match_id)
     cases = list(session.scalars(query))
     rows = session.scalars(
         select(EvidenceCapture).where(EvidenceCapture.case_id.in_([c.id for c in cases])).order_by(EvidenceCapture.id)
@@ -672,6 +689,14 @@ def recorded(session: Session, manifest_sha256: str) -> CaptureRecord | None:
         return None
     case = session.get(EvidenceCase, row.case_id)
     return _capture_record(row, case.match_id if case else 0)
+
+
+def get_capture(session: Session, capture_id: int) -> CaptureRecord:
+    row = session.get(EvidenceCapture, capture_id)
+    case = session.get(EvidenceCase, row.case_id) if row is not None else None
+    if row is None or case is None:
+        raise NotFound(f"no capture {capture_id}")
+    return _capture_record(row, case.match_id)
 
 
 def _capture_record(row: EvidenceCapture, match_id: int) -> CaptureRecord:

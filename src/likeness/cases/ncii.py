@@ -165,6 +165,14 @@ def status_of(case: NciiCase) -> CaseStatus:
                       case.withdrawn_at)  # fmt: skip
 
 
+def linked_hashes(session: Session, case: NciiCase) -> list[int]:
+    """The protected hashes the case names (readable while it is open)."""
+    key = box_of(session).key(case.key_id)
+    if key is None or case.details_enc is None:
+        return []
+    return list(key.open_json(case.details_enc).get("hash_ids", []))
+
+
 def withdraw(session: Session, case: NciiCase, *, actor: str) -> bool:
     """Withdrawal, step 1: mark the case withdrawn and empty its sealed part, audited; store.keys.
     erase_withdrawn_cases then shreds the key (also at the next start, after a crash). False if it already was."""

@@ -76,6 +76,13 @@ def _reference_crop(session: Session, box: Box, subject_id: int) -> str | None:
 
 
 def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | None, str]:
+    crop, note = found_jpeg(row, settings, read)
+    return (_data_uri(crop) if crop else None), note
+
+
+def found_jpeg(row: MatchRow, settings: Settings, read: Reader, clear: bool = False) -> tuple[bytes | None, str]:
+    """The face found (or the picture a hash matched) as a JPEG, and a note; blurred when sensitive unless
+    ``clear`` (a reviewer chose to see it). None, with why, when the source cannot be read now."""
     try:
         media = decode(read(row), settings.media)
     except (LikenessError, OSError) as exc:
@@ -83,14 +90,16 @@ def _found_crop(row: MatchRow, settings: Settings, read: Reader) -> tuple[str | 
     pixels = next((f.pixels for f in media.each_frame() if f.index == row.frame), media.pixels)
     if row.face_box:
         pixels = _crop(pixels, row.face_box, media.scale)
-    if _sensitive(row, settings):
-        # A hash match is a copy of someone's intimate image: the report never shows it in clear.
+    if not pixels.size:
+        return None, "the face is not inside the picture read now"
+    if sensitive(row, settings) and not clear:
+        # A hash match is a copy of someone's intimate image: never shown in clear unless asked for.
         blurred = Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(max(pixels.shape[:2]) / 25))
-        return _data_uri(jpeg(np.asarray(blurred), max_side=200, quality=70)), "blurred: open the source to review"
-    return _data_uri(jpeg(pixels, max_side=200, quality=85)), ""
+        return jpeg(np.asarray(blurred), max_side=200, quality=70), "blurred: open the source to review"
+    return jpeg(pixels, max_side=400 if clear else 200, quality=85), ""
 
 
-def _sensitive(row: MatchRow, settings: Settings) -> bool:
+def sensitive(row: MatchRow, settings: Settings) -> bool:
     return row.kind == "hash" or (row.nsfw or 0.0) >= settings.nsfw.blur_above
 
 

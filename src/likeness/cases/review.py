@@ -78,6 +78,7 @@ class MatchRecord:
     updated_at: datetime | None = None
     sightings: list[SightingRecord] = field(default_factory=list)
     reviewer: str | None = None  # who made the last review decision (the actor)
+    takedown_requested_at: datetime | None = None  # the subject asked for a takedown (the web portal)
 
 
 MatchRow = MatchRecord  # the name before records said where
@@ -149,11 +150,14 @@ def list_matches(
     subjects: set[int] | None = None,
     kind: str | None = None,
     match_ids: list[int] | None = None,
+    tier: str | None = None,
+    takedown_requested: bool | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[MatchRecord]:
     """Matches, oldest first, each with every sighting of its media. ``subjects`` keeps the face matches of those
-    subjects only (what a subject's own account may see: no hash matches)."""
+    subjects only (what a subject's own account may see: no hash matches); ``takedown_requested`` those whose
+    subject asked for a takedown (True) or did not (False)."""
     if status:
         _check_status(status)
     if kind is not None and kind not in ("face", "hash"):
@@ -167,6 +171,11 @@ def list_matches(
         query = query.where(Match.kind == kind)
     if match_ids is not None:
         query = query.where(Match.id.in_(match_ids))
+    if tier is not None:
+        query = query.where(Match.tier == tier)
+    if takedown_requested is not None:
+        asked = Match.takedown_requested_at.is_not(None)
+        query = query.where(asked if takedown_requested else ~asked)
     query = query.offset(offset).limit(limit)
     keys: dict[str | None, DataKey | None] = {}
     rows = [row for record in session.execute(query) if (row := _row(record, box, keys)) is not None]
@@ -258,8 +267,8 @@ def _row(record: Row[Any], box: Box, keys: dict[str | None, DataKey | None]) -> 
     face_box = (x, y, w, h) if x is not None else None
     return MatchRecord(m.id, m.kind, target, m.subject_id, loc, m.score, m.tier, m.status, m.media_id, sha,
                        face_box, frame or m.frame or 0, nsfw, prov or {}, m.created_at, m.detail, m.hash_id, bank,
-                       submission, _note(m, box, keys), m.updated_at,
-                       reviewer=m.reviewer)  # fmt: skip
+                       submission, _note(m, box, keys), m.updated_at, reviewer=m.reviewer,
+                       takedown_requested_at=m.takedown_requested_at)  # fmt: skip
 
 
 def _note(match: Match, box: Box, keys: dict[str | None, DataKey | None]) -> str | None:
@@ -293,6 +302,27 @@ def set_status(session: Session, box: Box, match_id: int, status: str, *, actor:
     details["note"] = True
     personal = {"note": note}
     audit.record(session, f"match.{status}", "match", match_id, details, actor=actor, personal=personal, owner=key)
+
+
+def neighbours(session: Session, match_id: int, status: str) -> tuple[int | None, int | None]:
+    """The matches before and after this one in the queue of ``status`` (by id, as lists are ordered)."""
+    same = Match.status == status
+    before = session.scalar(select(func.max(Match.id)).where(same, Match.id < match_id))
+    after = session.scalar(select(func.min(Match.id)).where(same, Match.id > match_id))
+    return before, after
+
+
+def request_takedown(session: Session, match_id: int, *, actor: str) -> bool:
+    """The subject asks for a takedown of a match: it is flagged for the reviewers (who draft the notice, since
+    they decide what is sent), audited. False if it was asked for already."""
+    match = session.get(Match, match_id, with_for_update=True)
+    if match is None:
+        raise NotFound(f"no match {match_id}")
+    if match.takedown_requested_at is not None:
+        return False
+    match.takedown_requested_at = func.now()
+    audit.record(session, "match.takedown_requested", "match", match_id, {}, actor=actor)
+    return True
 
 
 def allowed(status: str) -> tuple[str, ...]:

@@ -15,7 +15,10 @@ from rich.table import Table
 
 from likeness.cli.shell import Format, err, out, session, typer_app, usage
 
-users_app = typer_app("API accounts: admins, reviewers, and subjects (each bound to one enrolled subject).")
+users_app = typer_app(
+    "Accounts for the API and the web pages: admins, reviewers, and subjects (each bound to one enrolled subject, or "
+    "to none yet: it then enrolls itself on the web portal)."
+)
 tokens_app = typer_app("API tokens: shown once, kept only as digests, with scopes and an expiry.")
 ACTOR = "cli"
 
@@ -27,18 +30,18 @@ def serve(
         int, typer.Option(help="Also run this many queue workers (`likeness worker`), which run the scheduler too.")
     ] = 0,
 ) -> None:
-    """Serve the HTTP API (OpenAPI document at /openapi.json, its page at /docs); with --workers, one machine runs
-    everything: the API, the queue's workers and, on them, the scheduler's periodic tick."""
+    """Serve the HTTP API (OpenAPI document at /openapi.json, its page at /docs) and the web pages (/); with
+    --workers, one machine runs everything: the API, the queue's workers and, on them, the scheduler's periodic tick."""
     import uvicorn
 
-    from likeness.api.app import create_app
+    from likeness.web import create_site
 
     if workers < 0:
         usage("--workers must be 0 or more")
     with session() as a:
         started = _start_workers(workers)
         try:
-            uvicorn.run(create_app(a), host=host, port=port, log_level=a.settings.log_level.lower())
+            uvicorn.run(create_site(a), host=host, port=port, log_level=a.settings.log_level.lower())
         finally:
             _stop_workers(started)
 
@@ -68,7 +71,9 @@ def _stop_workers(started: list[subprocess.Popen[bytes]]) -> None:
 def users_add(
     username: Annotated[str, typer.Argument(help="The login name.")],
     role: Annotated[str, typer.Option(help="admin, reviewer or subject.")] = "reviewer",
-    subject: Annotated[int | None, typer.Option(help="A subject account's enrolled subject id.")] = None,
+    subject: Annotated[
+        int | None, typer.Option(help="A subject account's enrolled subject id (none: it enrolls itself on /me).")
+    ] = None,
     password: Annotated[bool, typer.Option(help="Ask for a password (to create tokens over HTTP).")] = False,
 ) -> None:
     """Add an account."""

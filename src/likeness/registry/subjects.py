@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import func, select, true
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from likeness.errors import EnrollmentError, InvalidInput, MediaError, NotFound
 from likeness.settings import Settings
 from likeness.store import audit
 from likeness.store.crypto import Box, DataKey, box_of
-from likeness.store.models import Match, Subject, SubjectReference
+from likeness.store.models import Account, Match, Subject, SubjectReference
 
 if TYPE_CHECKING:  # the engine and decoders load only where a photo is enrolled, not to list subjects
     from likeness.analyze.faces import FaceEngine
@@ -275,6 +275,12 @@ def withdraw_subject(session: Session, subject_id: int, *, actor: str) -> dict[s
         "matches": session.scalar(select(func.count()).where(Match.subject_id == subject_id)) or 0,
     }
     subject.withdrawn_at = func.now()
+    # Its accounts stop for good: once the row is gone an unbound subject account would read as one still to enroll.
+    session.execute(
+        update(Account)
+        .where(Account.subject_id == subject_id, Account.disabled_at.is_(None))
+        .values(disabled_at=func.now())
+    )
     audit.record(session, "subject.withdrawn", "subject", subject_id, counts, actor=actor)
     return counts
 

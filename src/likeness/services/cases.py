@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from likeness.cases import ncii
 from likeness.cases.ncii import CaseDetails, CaseStatus, NewCase
+from likeness.errors import NotFound
+from likeness.services import hashes
 from likeness.services.app import App
 from likeness.store import keys
 
@@ -40,14 +44,18 @@ def status(app: App, number: str, pin: str) -> CaseStatus:
 
 
 def withdraw(app: App, number: str, pin: str, *, actor: str) -> CaseStatus:
-    """Withdraw the case: its sealed details are emptied, then its key is shredded, so nothing personal stays
-    readable anywhere. Withdrawing a withdrawn case changes nothing."""
+    """Withdraw the case and the protected hashes it names: its sealed details are emptied, then its key is
+    shredded, so nothing personal stays readable anywhere. Withdrawing a withdrawn case changes nothing."""
     with app.store.transaction() as session:
         case = ncii.authenticate(session, number, pin)
+        linked = ncii.linked_hashes(session, case) if case is not None else []
         if case is not None:
             ncii.withdraw(session, case, actor=actor)
     if case is None:
         raise ncii.refused()
+    if linked:
+        with contextlib.suppress(NotFound):  # withdrawn already, by an operator
+            hashes.withdraw(app, actor=actor, hash_ids=linked)
     with app.store.transaction() as session:
         keys.erase_withdrawn_cases(session)
     return status(app, number, pin)

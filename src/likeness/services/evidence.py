@@ -44,6 +44,24 @@ def list_cases(app: App) -> list[CaseRecord]:
         return evidence.list_cases(session)
 
 
+def of_match(app: App, match_id: int) -> CaseRecord | None:
+    """The match's case, with its captures; None before anything was frozen for it."""
+    with app.store.transaction() as session:
+        found = evidence.list_cases(session, match_id=match_id)
+    return found[0] if found else None
+
+
+def get_capture(app: App, capture_id: int) -> CaptureRecord:
+    with app.store.transaction() as session:
+        return evidence.get_capture(session, capture_id)
+
+
+def capture_file(app: App, capture_id: int, name: str) -> bytes:
+    """One frozen file of a capture, from the evidence store (never fetched again)."""
+    with app.store.transaction() as session:
+        return evidence.frozen_file(session, blob_store(app), capture_id, name)
+
+
 def show(app: App, case_id: int) -> CaseRecord:
     with app.store.transaction() as session:
         found = evidence.list_cases(session, case_id)

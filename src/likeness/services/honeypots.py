@@ -91,3 +91,9 @@ def check(app: App, *, actor: str, scan_folder: bool = True) -> Checked:
         missed = pots.alert_missed(session)
     deliver.send_due(app.store, app.settings)
     return Checked(scanned, missed)
+
+
+def missed(app: App) -> list[pots.Missed]:
+    """The honeypots the pipeline failed to find (what ``/health`` reports)."""
+    with app.store.transaction() as session:
+        return pots.missed(session)

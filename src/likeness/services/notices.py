@@ -39,9 +39,10 @@ def respond(app: App, notice_id: int, response: str, *, actor: str) -> NoticeRec
         return notices.record_response(session, app.store.box, notice_id, response, actor=actor)
 
 
-def list_notices(app: App, status: str | None = None) -> list[NoticeRecord]:
+def list_notices(app: App, status: str | None = None, match_id: int | None = None) -> list[NoticeRecord]:
     with app.store.transaction() as session:
-        return notices.list_notices(session, app.store.box, status)
+        found = notices.list_notices(session, app.store.box, status)
+    return [n for n in found if match_id is None or n.match_id == match_id]
 
 
 def check(app: App, notice_id: int | None = None, *, actor: str, now: datetime | None = None) -> list[CheckResult]:

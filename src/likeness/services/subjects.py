@@ -12,6 +12,7 @@ unreadable from then on. A crash between the two is finished at the next start.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,11 @@ def enroll(
     allowed_domains: list[str] | None = None,
     add_to: int | None = None,
     force_new: bool = False,
+    on_created: Callable[[Session, int], None] | None = None,
 ) -> Enrolled:
-    """Enroll a subject (or, with ``add_to``, add references to one) and search the catalogue for them."""
+    """Enroll a subject (or, with ``add_to``, add references to one) and search the catalogue for them.
+    ``on_created(session, subject_id)`` runs in the enrolment's transaction once the subject exists (a portal's
+    account bound to it, with its consent): both happen, or neither."""
     if not name.strip() and add_to is None:
         raise EnrollmentError("a subject needs a name")
     if not photos:
@@ -73,6 +77,8 @@ def enroll(
             subject_id = registry.create_subject(
                 session, app.store.box, name.strip(), refs, engine, app.settings, allowed_domains, actor=actor
             )
+            if on_created is not None:
+                on_created(session, subject_id)
         found = _search_catalogue(session, subject_id, app, actor)
     return Enrolled(subject_id, len(refs), found, added_to_existing=add_to is not None)
 

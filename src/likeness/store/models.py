@@ -49,6 +49,10 @@ class Subject(Base):
     model: Mapped[str] = mapped_column(String(128))
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = _now()
+    # The consent text the subject agreed to (0019): None for subjects enrolled by an operator on other grounds.
+    consent_sha256: Mapped[str | None] = mapped_column(ForeignKey("consent_texts.sha256"), nullable=True)
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    enrolled_by: Mapped[str] = mapped_column(String(16), server_default="operator")  # operator | self
     # Legacy, in clear: emptied when the subject is re-sealed at start (store/keys.py); to drop in a later migration.
     allowed_domains: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     centroid: Mapped[Any] = mapped_column(Vector(), nullable=True)
@@ -249,6 +253,7 @@ class Match(Base):
     # a reviewer's note (0009), sealed with the key of the match's owner (subject or submission) or its own
     note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     note_key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    takedown_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # 0019
     reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)  # who made the last decision (0016)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
@@ -279,10 +284,22 @@ class AuditEvent(Base):
 # -- Accounts and API tokens (issue 10; accounts/) ---------------------------------------------------------------
 
 
+class ConsentText(Base):
+    """A consent text exactly as it was shown, kept by its SHA-256: a subject's record names the one they agreed
+    to, so a later edit of the wording cannot change what someone consented to."""
+
+    __tablename__ = "consent_texts"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
 class Account(Base):
     """Someone who uses the API: an ``admin``, a ``reviewer`` or a ``subject`` (bound to one enrolled subject, whose
-    data alone it sees). ``username`` is a login handle chosen by the operator, not a person's name or email (those
-    are personal data and would be sealed); ``password_hash`` is argon2id (None: a token-only account)."""
+    data alone it sees; without one it may only enroll itself, once). ``username`` is a login handle chosen by the
+    operator, not a person's name or email (those are personal data and would be sealed); ``password_hash`` is
+    argon2id (None: a token-only account)."""
 
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
