@@ -4,39 +4,22 @@ oversized upload refused from its headers while the client has sent no byte of t
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from likeness.api.app import create_app
 from likeness.services.app import App
 from tests import images
 from tests.apiclient import bearer, token
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.website import serving
 
 
 @pytest.fixture
 def server(app: App) -> Iterator[str]:
-    port = _free_port()
-    served = uvicorn.Server(uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=served.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not served.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    served.should_exit = True
-    thread.join(timeout=30)
+    with serving(create_app(app)) as url:
+        yield url
 
 
 def test_served_on_loopback(app: App, server: str) -> None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -30,42 +28,13 @@ from likeness.services.app import App, open_app
 from likeness.settings import EvidenceSettings, Settings, get_settings
 from likeness.store.models import AuditEvent, Bank, EvidenceCase, Match, Media, ProtectedHash, Sighting
 from tests import images
+from tests.pageserver import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="no /usr/bin/chromium (apt-get install chromium; .ci/run installs it)"
 )
 PICTURE = images.encode(images.astronaut()[::4, ::4], "PNG")
-
-
-class Server:
-    """A loopback HTTP server answering from a table of path -> (status, headers, body); remembers every hit."""
-
-    def __init__(self, routes: dict[str, tuple[int, dict[str, str], bytes]]) -> None:
-        self.routes, self.hits = routes, []
-        served = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                served.hits.append(self.path)
-                status, headers, body = served.routes.get(self.path, (404, {}, b"not here"))
-                self.send_response(status)
-                for name, value in {"Content-Length": str(len(body)), **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

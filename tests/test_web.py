@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from likeness.services.app import App
 from likeness.settings import EvidenceSettings, Settings
 from likeness.store.models import Account, AuditEvent, ConsentText, Sighting, Subject
 from tests import images
+from tests.pageserver import Server
 from tests.website import account, browser, loaded, log_in, needs_chromium, page, site
 
 pytestmark = needs_chromium
@@ -35,25 +34,10 @@ PICTURE = images.encode(images.resize(images.astronaut(), 0.7))
 def page_server() -> Iterator[str]:
     """A platform's page showing the astronaut picture, for evidence capture."""
     html = b"<!doctype html><title>post 1</title><h1>a post</h1><img src='/a.jpg'>"
-    routes = {"/post/1": ("text/html", html), "/a.jpg": ("image/jpeg", PICTURE)}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            kind, body = routes.get(self.path, ("text/plain", b"not here"))
-            self.send_response(200 if self.path in routes else 404)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    served = Server({"/post/1": (200, {"Content-Type": "text/html"}, html),
+                     "/a.jpg": (200, {"Content-Type": "image/jpeg"}, PICTURE)})  # fmt: skip
+    yield f"127.0.0.1:{served.port}"
+    served.close()
 
 
 @pytest.fixture

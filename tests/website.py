@@ -13,10 +13,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -53,10 +55,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def site(app: App) -> Iterator[str]:
+@contextmanager
+def serving(asgi: FastAPI) -> Iterator[str]:
+    """``asgi`` on a real uvicorn server on a free loopback port, in a thread; yields its base URL."""
     port = _free_port()
-    served = uvicorn.Server(uvicorn.Config(create_site(app), host="127.0.0.1", port=port, log_level="warning"))
+    served = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -66,6 +69,12 @@ def site(app: App) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     served.should_exit = True
     thread.join(timeout=30)
+
+
+@pytest.fixture
+def site(app: App) -> Iterator[str]:
+    with serving(create_site(app)) as url:
+        yield url
 
 
 def account(app: App, role: str, subject_id: int | None = None) -> str:

@@ -282,6 +282,7 @@ class WebSettings(BaseModel):
     signup: bool = False
     consent_version: str = "1"
     page_size: int = 50
+    picture_cost: float = 0.1  # abuse tokens a picture in a page spends (a page spends 1)
     protect_bank: str = "ncii"  # where hashes protected from the web page go (made on first use)
 
 

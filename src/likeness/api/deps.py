@@ -70,12 +70,12 @@ def caller_of(request: Request, app: App, principal: Principal | None) -> abuse.
     return abuse.Caller(principal.account_id, principal.token_id, client_ip(request, app))
 
 
-def admit(request: Request, app: App, principal: Principal | None) -> None:
+def admit(request: Request, app: App, principal: Principal | None, cost: float = 1.0) -> None:
     """The caller (a principal, or None: the IP alone, for a page anyone may use) past the abuse controls, kept on
-    the request. Committed even when it refuses: a refusal's penalty and its log row must persist
-    (abuse/__init__.py)."""
+    the request; ``cost`` tokens spent from its buckets. Committed even when it refuses: a refusal's penalty and
+    its log row must persist (abuse/__init__.py)."""
     caller = caller_of(request, app, principal)
-    request.state.admission = _admission(request, app, caller)
+    request.state.admission = _admission(request, app, caller, cost=cost)
     request.state.caller = caller
 
 
@@ -90,13 +90,15 @@ def refuse_credentials(request: Request, app: App) -> None:
     _admission(request, app, caller_of(request, app, None), penalty="invalid_token")
 
 
-def _admission(request: Request, app: App, caller: abuse.Caller, penalty: str | None = None) -> abuse.Admission:
+def _admission(
+    request: Request, app: App, caller: abuse.Caller, penalty: str | None = None, cost: float = 1.0
+) -> abuse.Admission:
     refused: LikenessError | None = None
     with app.store.transaction() as session:
         if penalty is not None:
             abuse.rejected(session, caller, penalty, settings=app.settings.abuse)
         try:
-            admission = abuse.admit(session, caller, app.settings.abuse, action=_action(request))
+            admission = abuse.admit(session, caller, app.settings.abuse, action=_action(request), cost=cost)
         except (Forbidden, RateLimited) as exc:
             refused = exc
     if refused is not None:

@@ -85,6 +85,16 @@ def logout(request: Request, app: App) -> None:
 
 
 def viewer(request: Request, app: AppDep) -> Viewer:
+    return _session(request, app, cost=1.0)
+
+
+def picture_viewer(request: Request, app: AppDep) -> Viewer:
+    """A picture shown in a page: admitted at ``web.picture_cost``, so that a queue of 50 thumbnails does not spend
+    a token's whole burst (abuse.token_burst) and leave the last of them refused."""
+    return _session(request, app, cost=app.settings.web.picture_cost)
+
+
+def _session(request: Request, app: App, cost: float) -> Viewer:
     raw = request.cookies.get(COOKIE)
     if not raw:
         raise LoginNeeded("log in first")
@@ -94,7 +104,7 @@ def viewer(request: Request, app: AppDep) -> Viewer:
     except Unauthenticated:
         refuse_credentials(request, app)
         raise LoginNeeded("your session ended: log in again") from None
-    admit(request, app, principal)
+    admit(request, app, principal, cost=cost)
     return Viewer(principal, security.session_csrf(raw))
 
 
@@ -117,7 +127,17 @@ def posted(request: Request, found: Annotated[Viewer, Depends(viewer)], csrf: An
     return found
 
 
+def picture_reviewer(found: Annotated[Viewer, Depends(picture_viewer)]) -> Viewer:
+    return reviewer(found)
+
+
+def picture_subject(found: Annotated[Viewer, Depends(picture_viewer)]) -> Viewer:
+    return subject(found)
+
+
 AnyViewer = Annotated[Viewer, Depends(viewer)]
+ReviewerPicture = Annotated[Viewer, Depends(picture_reviewer)]
+SubjectPicture = Annotated[Viewer, Depends(picture_subject)]
 Reviewer = Annotated[Viewer, Depends(reviewer)]
 Subject = Annotated[Viewer, Depends(subject)]
 Posted = Annotated[Viewer, Depends(posted)]

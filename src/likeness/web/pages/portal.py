@@ -24,7 +24,7 @@ from likeness.services.app import App
 from likeness.web import sessions
 from likeness.web.pages.review import jpeg
 from likeness.web.render import page
-from likeness.web.sessions import Subject, SubjectPost, Viewer
+from likeness.web.sessions import Subject, SubjectPicture, SubjectPost, Viewer
 
 router = APIRouter(prefix="/me")
 
@@ -91,7 +91,7 @@ def match(request: Request, match_id: Id, app: AppDep, viewer: Subject) -> Respo
 
 
 @router.get("/matches/{match_id}/found.jpg")
-def found_picture(match_id: Id, app: AppDep, viewer: Subject, clear: bool = False) -> Response:
+def found_picture(match_id: Id, app: AppDep, viewer: SubjectPicture, clear: bool = False) -> Response:
     _own(app, viewer, match_id)
     data, why = review.found_crop(app, match_id, clear=clear)
     if data is None:
@@ -100,7 +100,7 @@ def found_picture(match_id: Id, app: AppDep, viewer: Subject, clear: bool = Fals
 
 
 @router.get("/reference.jpg")
-def reference_picture(app: AppDep, viewer: Subject) -> Response:
+def reference_picture(app: AppDep, viewer: SubjectPicture) -> Response:
     data = review.reference_crop(app, viewer.principal.subject_id) if viewer.principal.subject_id else None
     if data is None:
         raise NotFound("no reference crop kept")

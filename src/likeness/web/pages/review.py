@@ -21,7 +21,7 @@ from likeness.errors import NotFound
 from likeness.services import evidence, notices, review
 from likeness.services.app import App
 from likeness.web.render import page
-from likeness.web.sessions import Reviewer, ReviewerPost
+from likeness.web.sessions import Reviewer, ReviewerPicture, ReviewerPost
 
 router = APIRouter(prefix="/review")
 Status = Literal[
@@ -96,7 +96,7 @@ def decide(
 
 
 @router.get("/matches/{match_id}/found.jpg")
-def found_picture(match_id: Id, app: AppDep, viewer: Reviewer, clear: bool = False) -> Response:
+def found_picture(match_id: Id, app: AppDep, viewer: ReviewerPicture, clear: bool = False) -> Response:
     data, why = review.found_crop(app, match_id, clear=clear)
     if data is None:
         raise NotFound(why)
@@ -104,7 +104,7 @@ def found_picture(match_id: Id, app: AppDep, viewer: Reviewer, clear: bool = Fal
 
 
 @router.get("/subjects/{subject_id}/reference.jpg")
-def reference_picture(subject_id: Id, app: AppDep, viewer: Reviewer) -> Response:
+def reference_picture(subject_id: Id, app: AppDep, viewer: ReviewerPicture) -> Response:
     data = review.reference_crop(app, subject_id)
     if data is None:
         raise NotFound("no reference crop kept for this subject")
@@ -149,7 +149,7 @@ def capture(request: Request, capture_id: Id, app: AppDep, viewer: Reviewer) -> 
 
 
 @router.get("/evidence/{capture_id}/{name}")
-def capture_picture(capture_id: Id, name: str, app: AppDep, viewer: Reviewer) -> Response:
+def capture_picture(capture_id: Id, name: str, app: AppDep, viewer: ReviewerPicture) -> Response:
     if name not in _EVIDENCE_FILES:
         raise NotFound(f"no {name} here")
     data = evidence.capture_file(app, capture_id, name)
